@@ -1,0 +1,16 @@
+using Kestrel.ReusePort;
+
+var builder = WebApplication.CreateBuilder(args);
+
+// The one line: every IP endpoint gets one SO_REUSEPORT socket per core, shareable with other instances of this app.
+builder.WebHost.UseReusePortSockets();
+
+// Options can also come from configuration, e.g. --ReusePort:ListenerCount=4 or ReusePort__DrainTimeout=00:00:10.
+builder.Services.Configure<ReusePortSocketTransportOptions>(builder.Configuration.GetSection("ReusePort"));
+
+var app = builder.Build();
+
+app.MapGet("/", () => $"Hello from pid {Environment.ProcessId}\n");
+app.MapGet("/healthz", () => "ok\n");
+
+app.Run();
