@@ -8,11 +8,19 @@ using Kestrel.ReusePort.Benchmarks;
 // dotnet run -c Release --project benchmark/Kestrel.ReusePort.Benchmarks -- --filter '*'    full BenchmarkDotNet run
 // ... -- --quick             the same with BenchmarkDotNet's ShortRun job (= --job short)
 // ... -- --spread [N]        connections per socket of each ListenerCount, from the transport's metrics (no timing)
+// ... -- --alternate [R] [S] the same operation timed in turns (A B C A B C ...), R rounds of S seconds, medians
 // Any other BenchmarkDotNet argument (--list flat, --exporters json, ...) is passed through.
 if (args.Length > 0 && args[0] == "--spread")
 {
     var connections = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000;
     return await SpreadReport.RunAsync(connections).ConfigureAwait(false);
+}
+
+if (args.Length > 0 && args[0] == "--alternate")
+{
+    var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10;
+    var seconds = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 1.0;
+    return await AlternatingRun.RunAsync(rounds, seconds).ConfigureAwait(false);
 }
 
 var arguments = new List<string>(args.Where(a => a != "--quick"));

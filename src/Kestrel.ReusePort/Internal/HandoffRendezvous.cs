@@ -59,8 +59,8 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
             peer.Dispose();
         }
 
+        // The source is not disposed: peers still finishing may observe its token, and it holds no timer.
         await _running.ConfigureAwait(false);
-        _stopping.Dispose();
     }
 
     private async Task RunAsync(CancellationToken stopping)

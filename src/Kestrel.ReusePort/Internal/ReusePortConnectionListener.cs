@@ -66,6 +66,11 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
 
     public void Start()
     {
+        // A failed accept backs off on a timer, and the runtime starts its timer thread on the first timer of the process.
+        // Accepts fail mostly when the process is out of descriptors, and then the runtime cannot start a thread
+        // (Task.Delay throws OutOfMemoryException, and timers stay broken for the life of the process): start it now.
+        _ = Task.Delay(1);
+
         _metrics.SocketsChanged(_endpointTag, _sockets.Count);
         _acceptLoops = new Task[_sockets.Count];
         for (var i = 0; i < _sockets.Count; i++)
@@ -192,11 +197,7 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
                 var error = e is SocketException socketException ? socketException.SocketErrorCode : SocketError.SocketError;
                 _metrics.AcceptFailed(tags, error);
                 ReusePortLog.AcceptFailed(_logger, index, EndPoint, e is SocketException ? error.ToString() : e.GetType().Name, (int)delay.TotalMilliseconds, e);
-                try
-                {
-                    await Task.Delay(delay, stopping).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
+                if (!await BackOffAsync(delay, stopping).ConfigureAwait(false))
                 {
                     return;
                 }
@@ -207,6 +208,26 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
             consecutiveFailures = 0;
             Dispatch(accepted, index, tags);
         }
+    }
+
+    /// <summary>Waits before the next accept; false once stopping.</summary>
+    private static async Task<bool> BackOffAsync(TimeSpan delay, CancellationToken stopping)
+    {
+        try
+        {
+            await Task.Delay(delay, stopping).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        catch (OutOfMemoryException)
+        {
+            // No timer (see Start): wait on this thread rather than let the error end the loop.
+            stopping.WaitHandle.WaitOne(delay);
+        }
+
+        return !stopping.IsCancellationRequested;
     }
 
     private void Dispatch(Socket accepted, int index, KeyValuePair<string, object?>[] tags)

@@ -1,0 +1,190 @@
+# Shared helpers of benchmark/load/*.sh; sourced, not run. Loopback only: every URL here is http://127.0.0.1:PORT.
+# shellcheck shell=bash
+
+LOAD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$LOAD_DIR/../.." && pwd)
+REUSEPORT_DLL="$REPO_ROOT/sample/WebApp/bin/Release/net10.0/WebApp.dll"
+STOCK_DLL="$REPO_ROOT/benchmark/StockWebApp/bin/Release/net10.0/StockWebApp.dll"
+# The apps run with --contentRoot set to their output folder: from any other working directory they would not find
+# their appsettings.json, and would log every request at Information level to the console.
+
+# Processes started by a script (servers, load generators): the EXIT trap ends them by pid.
+CHILD_PIDS=()
+WORK_DIR=""
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 2; }
+
+track_child() { CHILD_PIDS+=("$1"); }
+
+# Forgets a pid once its process has been waited for, so that the EXIT trap never signals a recycled pid.
+untrack_child() {
+    local pid kept=()
+    for pid in "${CHILD_PIDS[@]:-}"; do
+        [[ -n "$pid" && "$pid" != "$1" ]] && kept+=("$pid")
+    done
+    CHILD_PIDS=("${kept[@]:-}")
+}
+
+# Ends every process this script started (TERM, then KILL after 5 s), then removes the temp dir unless KEEP_TMP=1.
+cleanup_children() {
+    local pid deadline
+    for pid in "${CHILD_PIDS[@]:-}"; do
+        [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null || true
+    done
+    deadline=$((SECONDS + 5))
+    for pid in "${CHILD_PIDS[@]:-}"; do
+        [[ -z "$pid" ]] && continue
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    CHILD_PIDS=()
+    if [[ -n "$WORK_DIR" && -d "$WORK_DIR" && "${KEEP_TMP:-0}" != 1 ]]; then
+        rm -rf "$WORK_DIR"
+    fi
+}
+
+require() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || die "$tool is needed on PATH"
+    done
+}
+
+# A real bombardier (codesenberg's Go load generator), never Debian's game of the same name.
+real_bombardier() {
+    local path
+    path=$(command -v bombardier 2>/dev/null) || return 1
+    [[ "$path" != /usr/games/* ]] || return 1
+    grep -aq 'codesenberg/bombardier' "$path" 2>/dev/null
+}
+
+# Release builds of both apps; a build can trip over another build's file locks, so it is retried.
+build_apps() {
+    local project attempt
+    for project in "$REPO_ROOT/sample/WebApp/WebApp.csproj" "$REPO_ROOT/benchmark/StockWebApp/StockWebApp.csproj"; do
+        for attempt in 1 2 3; do
+            log "dotnet build -c Release ${project#"$REPO_ROOT"/} (attempt $attempt)"
+            if dotnet build -c Release --nologo -v quiet "$project" >"$WORK_DIR/build.log" 2>&1; then
+                break
+            fi
+            tail -20 "$WORK_DIR/build.log" >&2
+            ((attempt < 3)) || die "build of $project failed"
+            sleep 5
+        done
+    done
+}
+
+# A loopback port below the ephemeral range (so that no client socket holds it) with no socket on it in any state.
+free_port() {
+    local port i low=20000 high=32000
+    for ((i = 0; i < 200; i++)); do
+        port=$((low + RANDOM % (high - low)))
+        if [[ -z "$(ss -Htan "( sport = :$port or dport = :$port )" 2>/dev/null)" ]]; then
+            echo "$port"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+# Waits until URL answers 200, for at most $3 seconds; fails early if process $2 died.
+wait_ready() {
+    local url=$1 pid=$2 timeout=${3:-30} deadline
+    deadline=$((SECONDS + timeout))
+    while ((SECONDS < deadline)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        curl -fsS --max-time 1 -o /dev/null "$url" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Whether process $1 exists and is not a zombie (an exited child nobody has waited for yet).
+running() {
+    local state
+    state=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n "$state" && "$state" != Z ]]
+}
+
+# SIGTERM to child $1, then up to $2 seconds for it to exit (then SIGKILL). Sets STOP_SECONDS (time to exit),
+# STOP_STATUS (exit status) and STOP_KILLED (1 if it had to be killed). Call it in the script's own shell, not in
+# $(...): only the parent can wait for the process.
+stop_process() {
+    local pid=$1 timeout=${2:-15} start=$EPOCHREALTIME deadline
+    STOP_KILLED=0
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + timeout))
+    while ((SECONDS < deadline)) && running "$pid"; do sleep 0.02; done
+    if running "$pid"; then
+        log "process $pid did not exit within ${timeout}s after SIGTERM: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        STOP_KILLED=1
+    fi
+    STOP_STATUS=0
+    wait "$pid" 2>/dev/null || STOP_STATUS=$?
+    untrack_child "$pid"
+    STOP_SECONDS=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+}
+
+# Converts wrk/bombardier durations (812.00us, 1.23ms, 2.00s, 1.50m) to milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us" || u == "µs") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000; else if (u == "h") n *= 3600000
+        printf "%.3f\n", n }'
+}
+
+# Parses wrk --latency output into: rps requests p50_ms p90_ms p99_ms connect read write timeout non2xx
+parse_wrk() {
+    local file=$1 rps requests p50 p90 p99 connect=0 read=0 write=0 timeout=0 non2xx=0 line
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$file")
+    requests=$(awk '/requests in/ { print $1 }' "$file")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$file")")
+    p90=$(to_ms "$(awk '$1 == "90%" { print $2 }' "$file")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$file")")
+    line=$(grep -m1 'Socket errors:' "$file" || true)
+    if [[ -n "$line" ]]; then
+        read -r connect read write timeout < <(sed -E 's/.*connect ([0-9]+), read ([0-9]+), write ([0-9]+), timeout ([0-9]+).*/\1 \2 \3 \4/' <<<"$line")
+    fi
+    non2xx=$(awk -F: '/Non-2xx or 3xx responses/ { gsub(/ /, "", $2); print $2 }' "$file")
+    echo "${rps:-0} ${requests:-0} ${p50:-0} ${p90:-0} ${p99:-0} $connect $read $write $timeout ${non2xx:-0}"
+}
+
+# Parses bombardier -l (plain text) output into the same fields. Bombardier has no connect/read/write/timeout split:
+# its error lines ("dial tcp ...: connect: connection refused - 3", "timeout - 2", "EOF - 1") are classified here.
+parse_bombardier() {
+    local file=$1
+    awk '
+        function ms(v,   n, u) { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+            if (u == "us" || u == "µs") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000; return n }
+        /^ *Reqs\/sec/ { rps = $2 }
+        /^ *50% / { p50 = ms($2) } /^ *90% / { p90 = ms($2) } /^ *99% / { p99 = ms($2) }
+        /1xx - .*2xx - / { for (i = 1; i <= NF; i++) if ($i ~ /^[1-5]xx$/) { c = $(i + 2); gsub(/,/, "", c); code[substr($i, 1, 1)] = c + 0 }
+            bad += code[1] + code[3] + code[4] + code[5]; total += code[1] + code[2] + code[3] + code[4] + code[5] }
+        /^ *others - / { others = $3 + 0; total += others }
+        /^ *Errors:/ { inerr = 1; next }
+        /^ *Throughput:/ { inerr = 0 }
+        inerr && / - [0-9]+$/ { c = $NF + 0; l = tolower($0)
+            if (l ~ /timeout|deadline/) to += c; else if (l ~ /dial|connect/) co += c; else if (l ~ /write|broken pipe/) wr += c; else rd += c }
+        END { printf "%s %d %.3f %.3f %.3f %d %d %d %d %d\n", (rps == "" ? 0 : rps), total, p50, p90, p99, co, rd, wr, to, bad }
+    ' "$file"
+}
+
+# Median of the numbers on stdin (mean of the two middle ones for an even count).
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print 0; exit } m = int((NR + 1) / 2); if (NR % 2) printf "%.3f\n", v[m]; else printf "%.3f\n", (v[m] + v[m + 1]) / 2 }'
+}
+
+# gnuplot from Debian (gnuplot-nox) when missing; prints nothing and fails softly when it cannot be installed.
+ensure_gnuplot() {
+    command -v gnuplot >/dev/null 2>&1 && return 0
+    command -v apt-get >/dev/null 2>&1 || return 1
+    log "installing gnuplot-nox with apt-get"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >"$WORK_DIR/apt.log" 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$WORK_DIR/apt.log" 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >>"$WORK_DIR/apt.log" 2>&1 || return 1
+    fi
+    command -v gnuplot >/dev/null 2>&1
+}

@@ -1,0 +1,181 @@
+using System.Net;
+
+namespace Kestrel.ReusePort.Tests.Infrastructure;
+
+/// <summary>
+/// The sample app (sample/WebApp, the one-line <c>UseReusePortSockets()</c> app) running as a child process:
+/// <c>dotnet WebApp.dll --urls URLS [arguments]</c>, logging Kestrel.ReusePort and the host lifetime at Information
+/// level, one line per message. <c>GET /</c> answers <c>Hello from pid N</c>, <c>GET /healthz</c> answers <c>ok</c>, and
+/// <c>--ReusePort:Option=value</c> arguments set <see cref="ReusePortSocketTransportOptions"/>.
+/// </summary>
+public sealed class SampleProcess : ChildProcess
+{
+    /// <summary>A generous limit for a child process to start on a busy 2-core machine.</summary>
+    public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+
+    private static readonly string[] s_loggingArguments =
+    [
+        "--Logging:LogLevel:Default=Warning",
+        "--Logging:LogLevel:Kestrel.ReusePort=Information",
+        "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information",
+        "--Logging:Console:FormatterName=simple",
+        "--Logging:Console:FormatterOptions:SingleLine=true",
+    ];
+
+    private readonly string? _copy;
+
+    private SampleProcess(ChildProcessStartInfo startInfo, string? copy)
+        : base(startInfo)
+    {
+        _copy = copy;
+    }
+
+    /// <summary>
+    /// Starts the sample on <paramref name="urls"/>.
+    /// </summary>
+    /// <param name="urls">The <c>--urls</c> value, e.g. <c>http://127.0.0.1:5000</c>.</param>
+    /// <param name="arguments">More arguments, e.g. <c>--ReusePort:SocketHandoff=false</c>.</param>
+    /// <param name="environment">Environment variables to set (null removes one).</param>
+    /// <param name="runAsNobody">
+    /// Run as user nobody (needs root). The sample's bin folder is copied to a fresh world-readable temporary directory
+    /// first, since nobody may not be able to reach the repository.
+    /// </param>
+    /// <param name="fileDescriptorLimit">If set, the process's descriptor limit (<c>ulimit -n</c>).</param>
+    /// <param name="name">A name for messages.</param>
+    public static SampleProcess Start(
+        string urls,
+        IEnumerable<string>? arguments = null,
+        IReadOnlyDictionary<string, string?>? environment = null,
+        bool runAsNobody = false,
+        int? fileDescriptorLimit = null,
+        string? name = null)
+    {
+        var directory = RepoPaths.SampleDirectory;
+        var assembly = RepoPaths.SampleAssembly;
+        string? copy = null;
+        if (runAsNobody)
+        {
+            copy = CopyWorldReadable(directory);
+            directory = copy;
+            assembly = Path.Combine(copy, Path.GetFileName(assembly));
+        }
+
+        var env = new Dictionary<string, string?>
+        {
+            // Whatever the test host's environment says, the app listens where --urls says, and nowhere else.
+            ["ASPNETCORE_URLS"] = null,
+            ["DOTNET_URLS"] = null,
+            ["ASPNETCORE_HTTP_PORTS"] = null,
+            ["ASPNETCORE_HTTPS_PORTS"] = null,
+        };
+        if (runAsNobody)
+        {
+            env["HOME"] = directory;
+        }
+
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
+        {
+            env[key] = value;
+        }
+
+        try
+        {
+            return new SampleProcess(
+                new ChildProcessStartInfo
+                {
+                    FileName = RepoPaths.DotnetHost,
+                    Arguments = [assembly, "--urls", urls, .. s_loggingArguments, .. arguments ?? []],
+                    WorkingDirectory = directory,
+                    Environment = env,
+                    RunAsNobody = runAsNobody,
+                    FileDescriptorLimit = fileDescriptorLimit,
+                    Name = name ?? (runAsNobody ? "WebApp as nobody" : "WebApp"),
+                },
+                copy);
+        }
+        catch
+        {
+            DeleteCopy(copy);
+            throw;
+        }
+    }
+
+    /// <summary>Waits for the host's "Application started." line.</summary>
+    public Task WaitUntilStartedAsync(TimeSpan? timeout = null) =>
+        WaitForOutputAsync(line => line.Contains("Application started.", StringComparison.Ordinal), timeout ?? StartTimeout, "'Application started.'");
+
+    /// <summary>
+    /// Waits until the app has started and <paramref name="endPoint"/> answers <c>GET /healthz</c> with 200 <c>ok</c>
+    /// (from this process or, on a shared port, from another).
+    /// </summary>
+    public async Task WaitUntilServingAsync(EndPoint endPoint, TimeSpan? timeout = null)
+    {
+        var limit = timeout ?? StartTimeout;
+        var deadline = DateTime.UtcNow + limit;
+        await WaitUntilStartedAsync(limit);
+        await Eventually.UntilAsync(
+            async () =>
+            {
+                if (HasExited)
+                {
+                    throw new InvalidOperationException($"{this} exited with code {ExitCode}.\n{Output}");
+                }
+
+                var response = await RawHttpClient.GetAsync(endPoint, "/healthz", TimeSpan.FromSeconds(5));
+                return response.StatusCode == 200 && response.Body.Trim() == "ok";
+            },
+            deadline - DateTime.UtcNow > TimeSpan.FromSeconds(1) ? deadline - DateTime.UtcNow : TimeSpan.FromSeconds(1),
+            $"{endPoint} to answer GET /healthz ({this})");
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (disposing)
+        {
+            DeleteCopy(_copy);
+        }
+    }
+
+    private static string CopyWorldReadable(string source)
+    {
+        var target = Directory.CreateTempSubdirectory("kestrel-reuseport-sample-").FullName;
+        const UnixFileMode directoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+            UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        const UnixFileMode fileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        File.SetUnixFileMode(target, directoryMode);
+        foreach (var directory in Directory.GetDirectories(source, "*", SearchOption.AllDirectories))
+        {
+            var created = Directory.CreateDirectory(Path.Combine(target, Path.GetRelativePath(source, directory)));
+            File.SetUnixFileMode(created.FullName, directoryMode);
+        }
+
+        foreach (var file in Directory.GetFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var copied = Path.Combine(target, Path.GetRelativePath(source, file));
+            File.Copy(file, copied);
+            File.SetUnixFileMode(copied, fileMode);
+        }
+
+        return target;
+    }
+
+    private static void DeleteCopy(string? copy)
+    {
+        if (copy is null)
+        {
+            return;
+        }
+
+        try
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

@@ -1,0 +1,340 @@
+using System.Globalization;
+using System.Net;
+using Kestrel.ReusePort.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Kestrel.ReusePort.Tests;
+
+/// <summary>
+/// Rolling deploys of the sample on one port, as an operator does them: start the new instance on the same --urls,
+/// wait until it serves, SIGTERM the old one. Real child processes, real load, nothing may fail.
+/// </summary>
+public class RollingDeployTests(ITestOutputHelper output)
+{
+    private const int Restarts = 3;
+    private static readonly TimeSpan s_exitTimeout = TimeSpan.FromSeconds(30);
+    private static readonly string[] s_arguments = ["--ReusePort:ListenerCount=2"];
+
+    [Theory]
+    [InlineData(LoadMode.Churn)]
+    [InlineData(LoadMode.KeepAlive)]
+    public async Task RollingRestartsUnderLoadLoseNothing(LoadMode mode)
+    {
+        var port = PortAllocator.GetFreePort();
+        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+        var urls = $"http://127.0.0.1:{port}";
+        var instances = new List<SampleProcess>();
+        try
+        {
+            var old = SampleProcess.Start(urls, s_arguments, name: "instance 0");
+            instances.Add(old);
+            await old.WaitUntilServingAsync(endPoint);
+            await WaitForRendezvousAsync(port);
+
+            await using var load = LoadGenerator.Start(endPoint, mode);
+            await load.WaitForMoreRequestsAsync(200, TimeSpan.FromSeconds(30));
+
+            for (var restart = 1; restart <= Restarts; restart++)
+            {
+                var next = SampleProcess.Start(urls, s_arguments, name: $"instance {restart}");
+                instances.Add(next);
+                await next.WaitUntilStartedAsync();
+                Assert.True(next.HasOutput(l => l.Contains($"Took over 2 listening sockets of 127.0.0.1:{port} from process {old.Pid}.", StringComparison.Ordinal)), next.Output);
+                await load.WaitForMoreRequestsAsync(100, TimeSpan.FromSeconds(30));
+
+                old.SignalTerm();
+                Assert.Equal(0, await old.WaitForExitAsync(s_exitTimeout));
+                old = next;
+
+                // The survivor takes the rendezvous over for the next deploy.
+                await WaitForRendezvousAsync(port);
+                await load.WaitForMoreRequestsAsync(100, TimeSpan.FromSeconds(30));
+            }
+
+            var result = await load.StopAsync();
+            output.WriteLine($"{mode}, {Restarts} rolling restarts: {result}");
+            Assert.True(result.Errors == 0 && result.Non2xx == 0, result.ToString());
+            Assert.True(result.RequestsByPid.Count >= 2, $"The load reached only {result.RequestsByPid.Count} instance(s): {result}");
+
+            // Bounded: whatever the number of deploys, the port has ListenerCount sockets, all held by the survivor.
+            var description = ListeningSockets.Describe(port, old.Pid);
+            Assert.True(ListeningSockets.OnPort(port).Count == 2, description);
+            Assert.True(ListeningSockets.HeldBy(old.Pid, port).Count == 2, description);
+        }
+        finally
+        {
+            foreach (var instance in instances)
+            {
+                instance.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ConnectionsQueuedWhenTheOldInstanceIsKilledAreServedByTheNewOne()
+    {
+        const int Connections = 24;
+        var port = PortAllocator.GetFreePort();
+        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+        using var old = SampleProcess.Start($"http://127.0.0.1:{port}", s_arguments, name: "old");
+        await old.WaitUntilServingAsync(endPoint);
+        await WaitForRendezvousAsync(port);
+        using var next = SampleProcess.Start($"http://127.0.0.1:{port}", s_arguments, name: "new");
+        await next.WaitUntilStartedAsync();
+        Assert.True(next.HasOutput(l => l.Contains("(2 taken over from a running instance)", StringComparison.Ordinal)), next.Output);
+
+        // With both instances frozen, new connections wait in the sockets' accept queues, requests sent.
+        old.Signal(SigStop);
+        next.Signal(SigStop);
+        await WaitUntilStoppedAsync(old);
+        await WaitUntilStoppedAsync(next);
+        var clients = new List<RawHttpClient>();
+        try
+        {
+            for (var i = 0; i < Connections; i++)
+            {
+                var client = await RawHttpClient.ConnectAsync(endPoint);
+                clients.Add(client);
+                await client.SendGetAsync("/", keepAlive: false);
+            }
+
+            // kill -9 closes every descriptor the old instance had, its copies of the listening sockets among them.
+            old.Kill();
+            await old.WaitForExitAsync(s_exitTimeout);
+            next.Signal(SigCont);
+
+            // The sockets, and the connections queued on them, live on in the new instance: every request is answered.
+            foreach (var client in clients)
+            {
+                var response = await client.ReadResponseAsync(TimeSpan.FromSeconds(20));
+                Assert.Equal(200, response.StatusCode);
+                Assert.Equal(next.Pid, response.RequirePid());
+            }
+        }
+        finally
+        {
+            next.Signal(SigCont);
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task DrainingInstanceAnswersKeepAliveClientsWithConnectionClose()
+    {
+        const int Clients = 4;
+        var port = PortAllocator.GetFreePort();
+        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+        string[] arguments = [.. s_arguments, "--ReusePort:DrainTimeout=00:00:20"];
+        using var old = SampleProcess.Start($"http://127.0.0.1:{port}", arguments, name: "old");
+        await old.WaitUntilServingAsync(endPoint);
+        await WaitForRendezvousAsync(port);
+
+        var clients = new List<RawHttpClient>();
+        try
+        {
+            for (var i = 0; i < Clients; i++)
+            {
+                var client = await RawHttpClient.ConnectAsync(endPoint);
+                clients.Add(client);
+                var first = await client.GetAsync("/", keepAlive: true);
+                Assert.Equal(old.Pid, first.RequirePid());
+                Assert.False(first.ConnectionClose);
+            }
+
+            using var next = SampleProcess.Start($"http://127.0.0.1:{port}", arguments, name: "new");
+            await next.WaitUntilStartedAsync();
+
+            old.SignalTerm();
+            await old.WaitForOutputAsync(l => l.Contains("Stopped accepting on 1 endpoints", StringComparison.Ordinal), s_exitTimeout, "the drain");
+
+            // Idle keep-alive connections are still open, and a request on one is answered, with Connection: close,
+            // instead of racing a server-side close.
+            foreach (var client in clients)
+            {
+                var response = await client.GetAsync("/", keepAlive: true);
+                Assert.Equal(200, response.StatusCode);
+                Assert.Equal(old.Pid, response.RequirePid());
+                Assert.True(response.ConnectionClose, "A draining instance must answer Connection: close.");
+            }
+
+            // The clients' next connections reach the new instance; the old one exits once its clients have left,
+            // well before the 20 s window.
+            var fresh = await RawHttpClient.GetAsync(endPoint);
+            Assert.Equal(next.Pid, fresh.RequirePid());
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+
+            Assert.Equal(0, await old.WaitForExitAsync(s_exitTimeout));
+            Assert.True(old.HasOutput(l => l.Contains("with 0 connections still open", StringComparison.Ordinal)), old.Output);
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ConcurrentSuccessorsShareTheSocketsAndTheRendezvousPassesOn()
+    {
+        var port = PortAllocator.GetFreePort();
+        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+        var urls = $"http://127.0.0.1:{port}";
+        using var old = SampleProcess.Start(urls, s_arguments, name: "old");
+        await old.WaitUntilServingAsync(endPoint);
+        await WaitForRendezvousAsync(port);
+
+        using var second = SampleProcess.Start(urls, s_arguments, name: "second");
+        using var third = SampleProcess.Start(urls, s_arguments, name: "third");
+        await Task.WhenAll(second.WaitUntilStartedAsync(), third.WaitUntilStartedAsync());
+        foreach (var successor in new[] { second, third })
+        {
+            Assert.True(successor.HasOutput(l => l.Contains($"from process {old.Pid}.", StringComparison.Ordinal)), successor.Output);
+        }
+
+        old.SignalTerm();
+        Assert.Equal(0, await old.WaitForExitAsync(s_exitTimeout));
+
+        // Still the same 2 sockets, each held by both successors, and both answer.
+        var description = ListeningSockets.Describe(port, second.Pid, third.Pid);
+        Assert.True(ListeningSockets.OnPort(port).Count == 2, description);
+        Assert.True(ListeningSockets.HeldBy(second.Pid, port).Count == 2 && ListeningSockets.HeldBy(third.Pid, port).Count == 2, description);
+        var pids = new HashSet<int>();
+        await Eventually.UntilAsync(
+            async () =>
+            {
+                pids.Add((await RawHttpClient.GetAsync(endPoint)).RequirePid());
+                return pids.SetEquals([second.Pid, third.Pid]);
+            },
+            TimeSpan.FromSeconds(30), "both successors to answer");
+
+        // One of them took the rendezvous over: a next instance gets the same sockets from it.
+        await WaitForRendezvousAsync(port);
+        using var fourth = SampleProcess.Start(urls, s_arguments, name: "fourth");
+        await fourth.WaitUntilStartedAsync();
+        Assert.True(fourth.HasOutput(l => l.Contains("Took over 2 listening sockets", StringComparison.Ordinal)), fourth.Output);
+        Assert.True(ListeningSockets.OnPort(port).Count == 2, ListeningSockets.Describe(port, second.Pid, third.Pid, fourth.Pid));
+    }
+
+    [Fact]
+    public async Task AfterTheOwnerIsKilledANewInstanceStartsAtOnceWithItsOwnSockets()
+    {
+        var port = PortAllocator.GetFreePort();
+        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+        var urls = $"http://127.0.0.1:{port}";
+        using (var crashed = SampleProcess.Start(urls, s_arguments, name: "crashed"))
+        {
+            await crashed.WaitUntilServingAsync(endPoint);
+            await WaitForRendezvousAsync(port);
+            crashed.Kill();
+            await crashed.WaitForExitAsync(s_exitTimeout);
+        }
+
+        // An abstract socket dies with its process: nothing stale is left to time out on or clean up.
+        var rendezvous = AbstractUnixSockets.RendezvousName($"127.0.0.1:{port}");
+        Assert.Equal(0, AbstractUnixSockets.Count(rendezvous));
+
+        // A handoff timeout longer than the start limit: waiting on anything stale would fail this test.
+        using var next = SampleProcess.Start(urls, [.. s_arguments, "--ReusePort:HandoffTimeout=00:02:00"], name: "next");
+        await next.WaitUntilServingAsync(endPoint);
+        Assert.True(next.HasOutput(l => l.Contains("with 2 SO_REUSEPORT sockets (0 taken over", StringComparison.Ordinal)), next.Output);
+        Assert.Equal(next.Pid, (await RawHttpClient.GetAsync(endPoint)).RequirePid());
+    }
+
+    [Fact]
+    public async Task AHungOwnerDelaysANewInstanceOnlyForTheHandoffTimeout()
+    {
+        var port = PortAllocator.GetFreePort();
+        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+        var urls = $"http://127.0.0.1:{port}";
+        using var hung = SampleProcess.Start(urls, s_arguments, name: "hung");
+        await hung.WaitUntilServingAsync(endPoint);
+        await WaitForRendezvousAsync(port);
+        hung.Signal(SigStop);
+        try
+        {
+            using var next = SampleProcess.Start(urls, [.. s_arguments, "--ReusePort:HandoffTimeout=00:00:02"], name: "next");
+            await next.WaitUntilStartedAsync();
+            Assert.True(next.HasOutput(l => l.Contains($"Could not take over the listening sockets of 127.0.0.1:{port}", StringComparison.Ordinal)), next.Output);
+            Assert.True(next.HasOutput(l => l.Contains("with 2 SO_REUSEPORT sockets (0 taken over", StringComparison.Ordinal)), next.Output);
+            Assert.True(ListeningSockets.HeldBy(next.Pid, port).Count == 2, ListeningSockets.Describe(port, hung.Pid, next.Pid));
+
+            // Once the hung instance is gone, the new one serves everything and offers its sockets in turn.
+            hung.Kill();
+            await hung.WaitForExitAsync(s_exitTimeout);
+            await WaitForRendezvousAsync(port);
+            var responses = await RawHttpClient.GetManyAsync(endPoint, 50);
+            Assert.All(responses, r => Assert.Equal(next.Pid, r.RequirePid()));
+
+            using var third = SampleProcess.Start(urls, s_arguments, name: "third");
+            await third.WaitUntilStartedAsync();
+            Assert.True(third.HasOutput(l => l.Contains($"Took over 2 listening sockets of 127.0.0.1:{port} from process {next.Pid}.", StringComparison.Ordinal)), third.Output);
+        }
+        finally
+        {
+            hung.Signal(SigCont);
+        }
+    }
+
+    [Fact]
+    public async Task ASuccessorKilledMidStartLeavesTheOldInstanceServing()
+    {
+        var port = PortAllocator.GetFreePort();
+        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+        var urls = $"http://127.0.0.1:{port}";
+        using var old = SampleProcess.Start(urls, s_arguments, name: "old");
+        await old.WaitUntilServingAsync(endPoint);
+        await WaitForRendezvousAsync(port);
+
+        using (var crashing = SampleProcess.Start(urls, s_arguments, name: "crashing"))
+        {
+            await crashing.WaitForOutputAsync(l => l.Contains("Took over 2 listening sockets", StringComparison.Ordinal), SampleProcess.StartTimeout, "the handoff");
+            crashing.Kill();
+            await crashing.WaitForExitAsync(s_exitTimeout);
+        }
+
+        var responses = await RawHttpClient.GetManyAsync(endPoint, 50);
+        Assert.All(responses, r => Assert.Equal(old.Pid, r.RequirePid()));
+        Assert.True(ListeningSockets.HeldBy(old.Pid, port).Count == 2, ListeningSockets.Describe(port, old.Pid));
+
+        using var next = SampleProcess.Start(urls, s_arguments, name: "next");
+        await next.WaitUntilStartedAsync();
+        Assert.True(next.HasOutput(l => l.Contains($"from process {old.Pid}.", StringComparison.Ordinal)), next.Output);
+    }
+
+    [Fact]
+    public async Task StartupLogsWhatTcpMigrateRequestMeans()
+    {
+        var value = File.ReadAllText("/proc/sys/net/ipv4/tcp_migrate_req").Trim();
+        var port = PortAllocator.GetFreePort();
+        using var app = SampleProcess.Start($"http://127.0.0.1:{port}", s_arguments);
+        await app.WaitUntilStartedAsync();
+        Assert.Single(app.OutputLines, l => l.Contains($"net.ipv4.tcp_migrate_req is {value}:", StringComparison.Ordinal));
+    }
+
+    private const int SigCont = 18;
+    private const int SigStop = 19;
+
+    /// <summary>SIGSTOP takes effect as each thread is next scheduled; wait until every thread of the process is stopped.</summary>
+    private static Task WaitUntilStoppedAsync(ChildProcess process) => Eventually.UntilAsync(
+        () => Directory.GetDirectories($"/proc/{process.Pid}/task").All(task =>
+        {
+            var stat = File.ReadAllText(Path.Combine(task, "stat"));
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
+        }),
+        TimeSpan.FromSeconds(10),
+        $"{process} to stop");
+
+    private static Task WaitForRendezvousAsync(int port)
+    {
+        var name = AbstractUnixSockets.RendezvousName($"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}");
+        return Eventually.UntilAsync(() => AbstractUnixSockets.IsListening(name), TimeSpan.FromSeconds(15), $"the rendezvous {name}");
+    }
+}

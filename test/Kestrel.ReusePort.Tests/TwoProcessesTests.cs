@@ -1,0 +1,89 @@
+using System.Net;
+using Kestrel.ReusePort.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Kestrel.ReusePort.Tests;
+
+/// <summary>Two processes of the sample app on one port, with and without socket handoff.</summary>
+public class TwoProcessesTests(ITestOutputHelper output)
+{
+    private const int Requests = 400;
+
+    [Fact]
+    public async Task WithoutHandoffEachProcessOpensItsOwnSocketsAndBothAnswer()
+    {
+        var port = PortAllocator.GetFreePort();
+        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+        string[] arguments = ["--ReusePort:ListenerCount=2", "--ReusePort:SocketHandoff=false"];
+        using var first = SampleProcess.Start($"http://127.0.0.1:{port}", arguments, name: "first");
+        await first.WaitUntilServingAsync(endPoint);
+        using var second = SampleProcess.Start($"http://127.0.0.1:{port}", arguments, name: "second");
+        await second.WaitUntilStartedAsync();
+
+        Assert.True(second.HasOutput(l => l.Contains($"Listening on 127.0.0.1:{port} with 2 SO_REUSEPORT sockets (0 taken over", StringComparison.Ordinal)), second.Output);
+
+        // Each process holds exactly its own 2 sockets; the port's group has all 4.
+        var firstSockets = ListeningSockets.HeldBy(first.Pid, port);
+        var secondSockets = ListeningSockets.HeldBy(second.Pid, port);
+        var description = ListeningSockets.Describe(port, first.Pid, second.Pid);
+        Assert.True(firstSockets.Count == 2, description);
+        Assert.True(secondSockets.Count == 2, description);
+        Assert.True(!firstSockets.Select(s => s.Inode).Intersect(secondSockets.Select(s => s.Inode)).Any(), description);
+        Assert.True(ListeningSockets.OnPort(port).Count == 4, description);
+
+        // The kernel balances fresh connections over the 4 sockets: each process gets about half.
+        var responses = await RawHttpClient.GetManyAsync(endPoint, Requests);
+        var pids = responses.Select(r => r.RequirePid()).ToList();
+        var byFirst = pids.Count(p => p == first.Pid);
+        var bySecond = pids.Count(p => p == second.Pid);
+        output.WriteLine($"{Requests} fresh connections: pid {first.Pid} answered {byFirst}, pid {second.Pid} answered {bySecond}.");
+        Assert.Equal(Requests, byFirst + bySecond);
+        Assert.True(byFirst >= Requests / 5 && bySecond >= Requests / 5,
+            $"Expected each process to answer at least 20% of {Requests} fresh connections; {first.Pid}: {byFirst}, {second.Pid}: {bySecond}.");
+    }
+
+    [Fact]
+    public async Task WithHandoffTheSecondProcessTakesTheSocketsOverAndBothAnswer()
+    {
+        var port = PortAllocator.GetFreePort();
+        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+
+        // Default options but for an explicit ListenerCount, so that the counts do not depend on the machine.
+        string[] arguments = ["--ReusePort:ListenerCount=2"];
+        using var first = SampleProcess.Start($"http://127.0.0.1:{port}", arguments, name: "first");
+        await first.WaitUntilServingAsync(endPoint);
+
+        // The rendezvous is offered asynchronously once the first instance listens.
+        var rendezvous = AbstractUnixSockets.RendezvousName($"127.0.0.1:{port}");
+        await Eventually.UntilAsync(() => AbstractUnixSockets.IsListening(rendezvous), TimeSpan.FromSeconds(10), $"the rendezvous {rendezvous}");
+
+        using var second = SampleProcess.Start($"http://127.0.0.1:{port}", arguments, name: "second");
+        await second.WaitUntilStartedAsync();
+
+        await second.WaitForOutputAsync(
+            l => l.Contains($"Took over 2 listening sockets of 127.0.0.1:{port} from process {first.Pid}.", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(5), "the handoff");
+        Assert.True(second.HasOutput(l => l.Contains($"Listening on 127.0.0.1:{port} with 2 SO_REUSEPORT sockets (2 taken over from a running instance).", StringComparison.Ordinal)), second.Output);
+        await first.WaitForOutputAsync(
+            l => l.Contains($"Handed 2 listening sockets of 127.0.0.1:{port} over to process {second.Pid}.", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(5), "the handoff");
+
+        // Still 2 sockets on the port, each one held by both processes.
+        var sockets = ListeningSockets.OnPort(port);
+        var firstHeld = ListeningSockets.SocketInodesHeldBy(first.Pid);
+        var secondHeld = ListeningSockets.SocketInodesHeldBy(second.Pid);
+        var description = ListeningSockets.Describe(port, first.Pid, second.Pid);
+        Assert.True(sockets.Count == 2, description);
+        Assert.True(sockets.All(s => firstHeld.Contains(s.Inode) && secondHeld.Contains(s.Inode)), description);
+
+        // Both processes accept on the shared sockets, so fresh connections reach both.
+        var responses = await RawHttpClient.GetManyAsync(endPoint, Requests);
+        var pids = responses.Select(r => r.RequirePid()).ToList();
+        var byFirst = pids.Count(p => p == first.Pid);
+        var bySecond = pids.Count(p => p == second.Pid);
+        output.WriteLine($"{Requests} fresh connections: pid {first.Pid} answered {byFirst}, pid {second.Pid} answered {bySecond}.");
+        Assert.Equal(Requests, byFirst + bySecond);
+        Assert.True(byFirst > 0 && bySecond > 0,
+            $"Expected both processes to answer fresh connections; {first.Pid}: {byFirst}, {second.Pid}: {bySecond}.");
+    }
+}
