@@ -16,6 +16,9 @@
 #   --interval S         seconds of load between a restart and the next one (default 1)
 #   --stop-timeout S     longest wait for an old instance to exit after SIGTERM, before SIGKILL (default 30)
 #   --app-args "ARGS"    extra arguments for every instance, e.g. "--ReusePort:SocketHandoff=false"
+#   --control            control run: each "restart" starts and stops a bystander instance on ANOTHER port while
+#                        instance 1 keeps serving, so the start-up and shutdown CPU cost is the same but no socket
+#                        changes hands; shows how much of the restart p99 is only start-up competing for the cores
 #   --no-steady          skip the steady-state run
 #   --no-build           use the existing Release build
 #   --keep-tmp           keep the temp dir (logs are copied to results/ anyway)
@@ -37,6 +40,7 @@ STOP_TIMEOUT=30
 APP_ARGS=""
 STEADY=1
 BUILD=1
+CONTROL=0
 
 while (($#)); do
     case "$1" in
@@ -50,6 +54,7 @@ while (($#)); do
         --stop-timeout) STOP_TIMEOUT=$2; shift 2 ;;
         --app-args) APP_ARGS=$2; shift 2 ;;
         --no-steady) STEADY=0; shift ;;
+        --control) CONTROL=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --keep-tmp) KEEP_TMP=1; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -104,14 +109,14 @@ INSTANCE=0
 INSTANCE_PID=""
 INSTANCE_LOG=""
 
-# Starts instance number INSTANCE+1 on $PORT and waits (at most 30 s) until its host has started; sets INSTANCE_PID,
+# Starts instance number INSTANCE+1 on ${1:-$PORT} and waits (at most 30 s) until its host has started; sets INSTANCE_PID,
 # INSTANCE_LOG and READY_SECONDS. With another instance running, curl cannot tell the two apart, so readiness is
 # read from the new instance's own log: "Application started" comes after Kestrel bound and started accepting.
 start_instance() {
-    local start=$EPOCHREALTIME deadline
+    local port=${1:-$PORT} start=$EPOCHREALTIME deadline
     INSTANCE=$((INSTANCE + 1))
     INSTANCE_LOG="$WORK_DIR/instance-$INSTANCE.log"
-    dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$PORT" "${EXTRA_ARGS[@]}" >"$INSTANCE_LOG" 2>&1 &
+    dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" "${EXTRA_ARGS[@]}" >"$INSTANCE_LOG" 2>&1 &
     INSTANCE_PID=$!
     track_child "$INSTANCE_PID"
     deadline=$((SECONDS + 30))
@@ -151,7 +156,9 @@ parse_load() { if [[ "$TOOL" == wrk ]]; then parse_wrk "$1"; else parse_bombardi
 # ---- phase 1: rolling restarts under load -------------------------------------------------------------------------
 PORT=$(free_port)
 URL="http://127.0.0.1:$PORT/"
-log "rolling restarts: $RESTARTS on $URL, $MODE load ($TOOL, $CONNECTIONS connections), tcp_migrate_req=$MIGRATE_NOW${APP_ARGS:+, app args: $APP_ARGS}"
+PHASE="$RESTARTS rolling restarts"
+((CONTROL)) && PHASE="$RESTARTS bystander starts (control)"
+log "$PHASE: on $URL, $MODE load ($TOOL, $CONNECTIONS connections), tcp_migrate_req=$MIGRATE_NOW${APP_ARGS:+, app args: $APP_ARGS}"
 start_instance
 log "instance 1 (pid $INSTANCE_PID) ready in ${READY_SECONDS}s: $(grep -o 'Listening on .*' "$INSTANCE_LOG" | head -1)"
 drive_seconds=$(( (RESTARTS + 1) * (STOP_TIMEOUT + 30 + INTERVAL) + 60 ))   # an upper bound only: stopped by SIGINT
@@ -161,15 +168,24 @@ sleep "$INTERVAL"
 
 FAILED_STOPS=0
 for ((restart = 1; restart <= RESTARTS; restart++)); do
+    if ((CONTROL)); then
+        serving_pid=$INSTANCE_PID
+        serving_log=$INSTANCE_LOG
+        start_instance "$(free_port)"
+    fi
     old_pid=$INSTANCE_PID
     old_log=$INSTANCE_LOG
-    start_instance
+    ((CONTROL)) || start_instance
     taken=$(grep -o '([0-9]* taken over' "$INSTANCE_LOG" | head -1 | tr -dc '0-9' || true)
     stop_process "$old_pid" "$STOP_TIMEOUT"
     drain=$(grep -o 'Drain ended after [0-9]* ms with [0-9]* connections still open' "$old_log" | head -1 | sed -E 's/Drain ended after ([0-9]+) ms with ([0-9]+) .*/\1 ms, \2 left/' || true)
     if ((STOP_KILLED)) || ((STOP_STATUS != 0)); then FAILED_STOPS=$((FAILED_STOPS + 1)); fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$restart" "$INSTANCE_PID" "$READY_SECONDS" "${taken:-0}" "$old_pid" "$STOP_SECONDS" "$STOP_STATUS" "$STOP_KILLED" "${drain:-none}" >>"$EVENTS"
     log "restart $restart/$RESTARTS: pid $INSTANCE_PID ready in ${READY_SECONDS}s (${taken:-0} sockets taken over); pid $old_pid exited ${STOP_STATUS} after ${STOP_SECONDS}s (drain: ${drain:-none})"
+    if ((CONTROL)); then
+        INSTANCE_PID=$serving_pid
+        INSTANCE_LOG=$serving_log
+    fi
     sleep "$INTERVAL"
 done
 stop_load
@@ -200,14 +216,14 @@ stop_median=$(awk -F'\t' 'NR > 1 { print $6 }' "$EVENTS" | median)
 stop_max=$(awk -F'\t' 'NR > 1 { print $6 }' "$EVENTS" | sort -g | tail -1)
 REPORT="$LOGS_DIR/report.md"
 {
-    echo "# Rolling restarts: $MODE, tcp_migrate_req=$MIGRATE_NOW"
+    echo "# Rolling restarts$( ((CONTROL)) && echo " (control: bystander instances on another port)"): $MODE, tcp_migrate_req=$MIGRATE_NOW"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, Linux $(uname -r). $RESTARTS restarts of sample/WebApp (Release) on one port, $TOOL with $CONNECTIONS connections$([[ $MODE == churn ]] && echo ", -H 'Connection: close'")${APP_ARGS:+, app args: $APP_ARGS}."
     echo "Restarts: $handoffs of $RESTARTS new instances took the sockets over; start-up median ${ready_median}s; SIGTERM to exit median ${stop_median}s, max ${stop_max:-0}s; $FAILED_STOPS stops failed or were killed."
     echo
     echo "| phase | seconds | requests | req/s | socket errors connect | read | write | timeout | non-2xx | p50 ms | p90 ms | p99 ms |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    echo "| $RESTARTS rolling restarts | $PHASE_SECONDS | $R_REQ | $R_RPS | $R_CON | $R_READ | $R_WRITE | $R_TMO | $R_NON2XX | $R_P50 | $R_P90 | $R_P99 |"
+    echo "| $PHASE | $PHASE_SECONDS | $R_REQ | $R_RPS | $R_CON | $R_READ | $R_WRITE | $R_TMO | $R_NON2XX | $R_P50 | $R_P90 | $R_P99 |"
     ((STEADY)) && echo "| steady state | $PHASE_SECONDS | $S_REQ | $S_RPS | $S_CON | $S_READ | $S_WRITE | $S_TMO | $S_NON2XX | $S_P50 | $S_P90 | $S_P99 |"
     echo
     if [[ -n "$problems" ]]; then

@@ -121,6 +121,10 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
             }
 
             ListenSocketBinder.BindAndListen(ipEndPoint, _options.ListenerCount - inherited, _socketOptions.Backlog, sockets);
+            foreach (var socket in sockets)
+            {
+                ListenSocketBinder.ApplyTuning(socket, _options);
+            }
         }
         catch
         {

@@ -42,6 +42,20 @@ internal static class ListenSocketBinder
         }
     }
 
+    /// <summary>
+    /// Applies the tuning options to a listening socket of the group; a socket taken over from a running instance gets
+    /// them again, so that a deploy can change them.
+    /// </summary>
+    public static void ApplyTuning(Socket socket, ReusePortSocketTransportOptions options)
+    {
+        var deferSeconds = (int)Math.Ceiling(options.DeferAccept.TotalSeconds);
+        socket.SetRawSocketOption(NativeMethods.IPProtoTcp, NativeMethods.TcpDeferAccept, BitConverter.GetBytes(deferSeconds));
+        if (options.FastOpenQueueLength > 0)
+        {
+            socket.SetRawSocketOption(NativeMethods.IPProtoTcp, NativeMethods.TcpFastOpen, BitConverter.GetBytes(options.FastOpenQueueLength));
+        }
+    }
+
     public static void EnableReusePort(Socket socket)
     {
         // .NET's Bind sets SO_REUSEADDR on Unix already; both are set here so the socket's intent does not hang on that.

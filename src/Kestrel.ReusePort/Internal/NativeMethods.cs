@@ -19,6 +19,9 @@ internal static unsafe partial class NativeMethods
     public const int SoReusePort = 15;
     public const int SoPeerCred = 17;
     public const int ScmRights = 1;
+    public const int IPProtoTcp = 6;
+    public const int TcpDeferAccept = 9;
+    public const int TcpFastOpen = 23;
     public const int MsgCTrunc = 0x8;
     public const int MsgNoSignal = 0x4000;
     public const int MsgCmsgCloexec = 0x40000000;

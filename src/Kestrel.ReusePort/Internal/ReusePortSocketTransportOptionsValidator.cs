@@ -45,6 +45,18 @@ internal sealed class ReusePortSocketTransportOptionsValidator : IValidateOption
                 $"{prefix}.{nameof(options.DrainTimeout)} must be between 00:00:00 and {ReusePortSocketTransportOptions.MaxDrainTimeout}, but was {options.DrainTimeout}."));
         }
 
+        if (options.DeferAccept < TimeSpan.Zero || options.DeferAccept > ReusePortSocketTransportOptions.MaxDeferAccept)
+        {
+            failures.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{prefix}.{nameof(options.DeferAccept)} must be between 00:00:00 and {ReusePortSocketTransportOptions.MaxDeferAccept}, but was {options.DeferAccept}."));
+        }
+
+        if (options.FastOpenQueueLength is < 0 or > ReusePortSocketTransportOptions.MaxFastOpenQueueLength)
+        {
+            failures.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{prefix}.{nameof(options.FastOpenQueueLength)} must be between 0 and {ReusePortSocketTransportOptions.MaxFastOpenQueueLength}, but was {options.FastOpenQueueLength}."));
+        }
+
         return failures;
     }
 

@@ -61,7 +61,7 @@ public sealed class InProcessServer : IAsyncDisposable
         {
             Args = [],
             ContentRootPath = AppContext.BaseDirectory,
-            EnvironmentName = "Development",
+            EnvironmentName = "Production",
         });
         var logs = new TestLoggerProvider();
         builder.Logging.ClearProviders();
