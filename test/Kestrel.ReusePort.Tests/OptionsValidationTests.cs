@@ -24,6 +24,8 @@ public class OptionsValidationTests
         { "HandoffTimeout", "HandoffTimeout=6min", ["ReusePortSocketTransportOptions.HandoffTimeout", "more than 00:00:00 and at most 00:05:00", "but was 00:06:00"] },
         { "DrainTimeout", "DrainTimeout=-1s", ["ReusePortSocketTransportOptions.DrainTimeout", "between 00:00:00 and 01:00:00", "but was -00:00:01"] },
         { "DrainTimeout", "DrainTimeout=2h", ["ReusePortSocketTransportOptions.DrainTimeout", "between 00:00:00 and 01:00:00", "but was 02:00:00"] },
+        { "DeferAccept", "DeferAccept=-1s", ["ReusePortSocketTransportOptions.DeferAccept", "between 00:00:00 and 00:10:00", "but was -00:00:01"] },
+        { "FastOpenQueueLength", "FastOpenQueueLength=70000", ["ReusePortSocketTransportOptions.FastOpenQueueLength", "between 0 and 65535", "but was 70000"] },
         { "UnsupportedPlatformBehavior", "UnsupportedPlatformBehavior=7", ["ReusePortSocketTransportOptions.UnsupportedPlatformBehavior", "UseStockSockets or Throw", "but was 7"] },
     };
 
@@ -111,6 +113,8 @@ public class OptionsValidationTests
             case "HandoffTimeout=6min": options.HandoffTimeout = TimeSpan.FromMinutes(6); break;
             case "DrainTimeout=-1s": options.DrainTimeout = TimeSpan.FromSeconds(-1); break;
             case "DrainTimeout=2h": options.DrainTimeout = TimeSpan.FromHours(2); break;
+            case "DeferAccept=-1s": options.DeferAccept = TimeSpan.FromSeconds(-1); break;
+            case "FastOpenQueueLength=70000": options.FastOpenQueueLength = 70000; break;
             case "UnsupportedPlatformBehavior=7": options.UnsupportedPlatformBehavior = (UnsupportedPlatformBehavior)7; break;
             default: throw new ArgumentOutOfRangeException(nameof(setting), setting, null);
         }

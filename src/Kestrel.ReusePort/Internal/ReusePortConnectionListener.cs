@@ -64,6 +64,9 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
 
     public int SocketCount => _sockets.Count;
 
+    /// <summary>This process's descriptors of the group's sockets, for tests to inspect.</summary>
+    internal IReadOnlyList<Socket> Sockets => _sockets;
+
     public void Start()
     {
         // A failed accept backs off on a timer, and the runtime starts its timer thread on the first timer of the process.
