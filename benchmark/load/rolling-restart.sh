@@ -22,8 +22,8 @@
 #   --no-steady          skip the steady-state run
 #   --no-build           use the existing Release build
 #   --keep-tmp           keep the temp dir (logs are copied to results/ anyway)
-# Default total time: 20 restarts x (about 1.5 s start-up + drain + 1 s) for the restarts phase, as long again for the
-# steady run: about 2 to 3 minutes.
+# Default total time: 20 restarts x (0.3-1.5 s start-up + 0.1 s drain + 1 s) for the restarts phase, as long again for the
+# steady run, plus the build: about 1.5 to 3 minutes.
 set -euo pipefail
 
 # shellcheck source=benchmark/load/common.sh
@@ -103,7 +103,7 @@ RESULTS_DIR="$LOAD_DIR/results"
 LOGS_DIR="$RESULTS_DIR/rolling-restart-$STAMP-$MODE-migrate$MIGRATE_NOW"
 mkdir -p "$LOGS_DIR"
 EVENTS="$WORK_DIR/events.tsv"
-printf 'restart\tnew_pid\tready_s\ttaken_over\told_pid\tstop_s\told_exit\tkilled\tdrain\n' >"$EVENTS"
+printf 'restart\tnew_pid\tready_s\ttaken_over\told_pid\told_conns\tnew_conns\tstop_s\told_exit\tkilled\tdrain\n' >"$EVENTS"
 
 INSTANCE=0
 INSTANCE_PID=""
@@ -126,6 +126,12 @@ start_instance() {
         sleep 0.02
     done
     READY_SECONDS=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+}
+
+# Established connections on $PORT owned by process $1 and by process $2 (server side, from ss -p).
+connections_of() {
+    ss -Htnp state established "( sport = :$PORT )" 2>/dev/null |
+        awk -v a="pid=$1," -v b="pid=$2," '{ if (index($0, a)) x++; else if (index($0, b)) y++ } END { printf "%d %d\n", x, y }'
 }
 
 LOAD_PID=""
@@ -177,11 +183,12 @@ for ((restart = 1; restart <= RESTARTS; restart++)); do
     old_log=$INSTANCE_LOG
     ((CONTROL)) || start_instance
     taken=$(grep -o '([0-9]* taken over' "$INSTANCE_LOG" | head -1 | tr -dc '0-9' || true)
+    read -r old_conns new_conns <<<"$(connections_of "$old_pid" "$INSTANCE_PID")"
     stop_process "$old_pid" "$STOP_TIMEOUT"
     drain=$(grep -o 'Drain ended after [0-9]* ms with [0-9]* connections still open' "$old_log" | head -1 | sed -E 's/Drain ended after ([0-9]+) ms with ([0-9]+) .*/\1 ms, \2 left/' || true)
     if ((STOP_KILLED)) || ((STOP_STATUS != 0)); then FAILED_STOPS=$((FAILED_STOPS + 1)); fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$restart" "$INSTANCE_PID" "$READY_SECONDS" "${taken:-0}" "$old_pid" "$STOP_SECONDS" "$STOP_STATUS" "$STOP_KILLED" "${drain:-none}" >>"$EVENTS"
-    log "restart $restart/$RESTARTS: pid $INSTANCE_PID ready in ${READY_SECONDS}s (${taken:-0} sockets taken over); pid $old_pid exited ${STOP_STATUS} after ${STOP_SECONDS}s (drain: ${drain:-none})"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$restart" "$INSTANCE_PID" "$READY_SECONDS" "${taken:-0}" "$old_pid" "$old_conns" "$new_conns" "$STOP_SECONDS" "$STOP_STATUS" "$STOP_KILLED" "${drain:-none}" >>"$EVENTS"
+    log "restart $restart/$RESTARTS: pid $INSTANCE_PID ready in ${READY_SECONDS}s (${taken:-0} sockets taken over); connections before SIGTERM: old $old_conns, new $new_conns; pid $old_pid exited ${STOP_STATUS} after ${STOP_SECONDS}s (drain: ${drain:-none})"
     if ((CONTROL)); then
         INSTANCE_PID=$serving_pid
         INSTANCE_LOG=$serving_log
@@ -212,8 +219,8 @@ cp "$WORK_DIR"/*.log "$WORK_DIR"/*.out "$EVENTS" "$LOGS_DIR/" 2>/dev/null || tru
 problems=$(grep -hE '^(warn|fail|crit):' "$WORK_DIR"/instance-*.log | sort | uniq -c | sort -rn | head -20 || true)
 handoffs=$(awk -F'\t' 'NR > 1 && $4 > 0' "$EVENTS" | wc -l)
 ready_median=$(awk -F'\t' 'NR > 1 { print $3 }' "$EVENTS" | median)
-stop_median=$(awk -F'\t' 'NR > 1 { print $6 }' "$EVENTS" | median)
-stop_max=$(awk -F'\t' 'NR > 1 { print $6 }' "$EVENTS" | sort -g | tail -1)
+stop_median=$(awk -F'\t' 'NR > 1 { print $8 }' "$EVENTS" | median)
+stop_max=$(awk -F'\t' 'NR > 1 { print $8 }' "$EVENTS" | sort -g | tail -1)
 REPORT="$LOGS_DIR/report.md"
 {
     echo "# Rolling restarts$( ((CONTROL)) && echo " (control: bystander instances on another port)"): $MODE, tcp_migrate_req=$MIGRATE_NOW"
@@ -235,7 +242,7 @@ REPORT="$LOGS_DIR/report.md"
         echo "The instances logged no warning or error."
     fi
     echo
-    echo "Per restart (events.tsv): restart, new pid, start-up s, sockets taken over, old pid, SIGTERM-to-exit s, exit status, killed, drain."
+    echo "Per restart (events.tsv): restart, new pid, start-up s, sockets taken over, old pid, established connections of the old and the new instance just before SIGTERM (ss), SIGTERM-to-exit s, exit status, killed, drain."
 } >"$REPORT"
 echo
 cat "$REPORT"

@@ -175,7 +175,6 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
             return;
         }
 
-        _draining = true;
         var started = Stopwatch.GetTimestamp();
         var stops = new Task[listeners.Length];
         for (var i = 0; i < listeners.Length; i++)
@@ -184,6 +183,9 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
         }
 
         await Task.WhenAll(stops).ConfigureAwait(false);
+
+        // Only now: a client sent away while this instance still accepted could come straight back to it.
+        _draining = true;
 
         var open = _tracker?.OpenConnections ?? 0;
         ReusePortLog.DrainStarted(_logger, listeners.Length, open, timeout);

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Channels;
 using System.Threading.Tasks;
@@ -95,6 +96,8 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
         return WaitAndAcceptAsync(cancellationToken);
     }
 
+    // Kestrel waits here whenever no connection is queued; a pooled builder saves a state machine per wait.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ConnectionContext?> WaitAndAcceptAsync(CancellationToken cancellationToken)
     {
         while (await _accepted.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
