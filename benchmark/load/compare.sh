@@ -11,7 +11,7 @@
 #   --warmup D          unmeasured wrk run before each measured one (default 3s)
 #   --connections C     wrk -c (default 32)
 #   --threads T         wrk -t (default 1; the machine has 2 cores and the server needs them)
-#   --configs LIST      comma-separated, from: stock, reuseport (ListenerCount = cores), reuseport-N (ListenerCount N),
+#   --configs LIST      comma-separated, from: stock, reuseport (ListenerCount = cores), reuseport-N (ListenerCount N), reuseport-defer (DeferAccept 1 s),
 #                       nginx (default: stock,reuseport,nginx; nginx only when installed)
 #   --modes LIST        keepalive, churn (Connection: close) or both (default keepalive,churn)
 #   --no-bombardier     do not also drive the servers with bombardier even when a real one is on PATH
@@ -69,7 +69,7 @@ fi
 IFS=, read -r -a CONFIG_LIST <<<"$CONFIGS"
 IFS=, read -r -a MODE_LIST <<<"$MODES"
 for config in "${CONFIG_LIST[@]}"; do
-    [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|nginx)$ ]] || die "unknown configuration $config"
+    [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|reuseport-defer|nginx)$ ]] || die "unknown configuration $config"
     [[ "$config" != nginx ]] || require nginx
 done
 for mode in "${MODE_LIST[@]}"; do
@@ -104,6 +104,9 @@ start_server() {
             health=/healthz ;;
         reuseport)
             dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" >"$logfile" 2>&1 &
+            health=/healthz ;;
+        reuseport-defer)
+            dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" --ReusePort:DeferAccept=00:00:01 >"$logfile" 2>&1 &
             health=/healthz ;;
         reuseport-*)
             dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" --ReusePort:ListenerCount="${config#reuseport-}" >"$logfile" 2>&1 &
