@@ -1,0 +1,52 @@
+using System.Net;
+using Kestrel.ReusePort.Tests.Infrastructure;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Kestrel.ReusePort.Tests;
+
+/// <summary>A draining instance tells HTTP/2 clients to move with GOAWAY, between two requests.</summary>
+public class Http2DrainTests
+{
+    [Fact]
+    public async Task DrainingAnswersAnHttp2RequestAndSendsGoAway()
+    {
+        await using var server = await InProcessServer.StartAsync(new InProcessServerOptions
+        {
+            ConfigureReusePort = o =>
+            {
+                o.SocketHandoff = false;
+                o.DrainTimeout = TimeSpan.FromSeconds(60);
+            },
+            ConfigureKestrel = k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2),
+        });
+
+        using var client = new HttpClient(new SocketsHttpHandler())
+        {
+            DefaultRequestVersion = HttpVersion.Version20,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        var uri = new Uri($"http://127.0.0.1:{server.Port}/");
+        using (var first = await client.GetAsync(uri))
+        {
+            Assert.Equal(HttpVersion.Version20, first.Version);
+        }
+
+        var factory = server.App.Services.GetRequiredService<ReusePortSocketTransportFactory>();
+        var stopping = server.StopAsync();
+        await Eventually.UntilAsync(() => factory.IsDraining, TimeSpan.FromSeconds(10), "the drain to start");
+
+        // The open HTTP/2 connection is still served during the drain...
+        using (var during = await client.GetAsync(uri))
+        {
+            Assert.Equal(HttpStatusCode.OK, during.StatusCode);
+            Assert.Equal(HttpVersion.Version20, during.Version);
+        }
+
+        // ...and told to go away, so it closes and the drain ends with nothing open, long before its 60 s window.
+        await stopping.WaitAsync(TimeSpan.FromSeconds(20));
+        var drainEnded = Assert.Single(server.Logs.ReusePortEvents(13));
+        Assert.Contains("with 0 connections still open", drainEnded.Message, StringComparison.Ordinal);
+    }
+}
