@@ -76,9 +76,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         const int Connections = 24;
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
-        using var old = SampleProcess.Start($"http://127.0.0.1:{port}", s_arguments, name: "old");
-        await old.WaitUntilServingAsync(endPoint);
-        await WaitForRendezvousAsync(port);
+        using var old = await StartOwnerAsync($"http://127.0.0.1:{port}", s_arguments, "old", endPoint, port);
         using var next = SampleProcess.Start($"http://127.0.0.1:{port}", s_arguments, name: "new");
         await next.WaitUntilStartedAsync();
         Assert.True(next.HasOutput(l => l.Contains("(2 taken over from a running instance)", StringComparison.Ordinal)), next.Output);
@@ -128,9 +126,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         string[] arguments = [.. s_arguments, "--ReusePort:DrainTimeout=00:00:20"];
-        using var old = SampleProcess.Start($"http://127.0.0.1:{port}", arguments, name: "old");
-        await old.WaitUntilServingAsync(endPoint);
-        await WaitForRendezvousAsync(port);
+        using var old = await StartOwnerAsync($"http://127.0.0.1:{port}", arguments, "old", endPoint, port);
 
         var clients = new List<RawHttpClient>();
         try
@@ -187,9 +183,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var old = SampleProcess.Start(urls, s_arguments, name: "old");
-        await old.WaitUntilServingAsync(endPoint);
-        await WaitForRendezvousAsync(port);
+        using var old = await StartOwnerAsync(urls, s_arguments, "old", endPoint, port);
 
         using var second = SampleProcess.Start(urls, s_arguments, name: "second");
         using var third = SampleProcess.Start(urls, s_arguments, name: "third");
@@ -254,9 +248,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var hung = SampleProcess.Start(urls, s_arguments, name: "hung");
-        await hung.WaitUntilServingAsync(endPoint);
-        await WaitForRendezvousAsync(port);
+        using var hung = await StartOwnerAsync(urls, s_arguments, "hung", endPoint, port);
         hung.Signal(SigStop);
         try
         {
@@ -289,9 +281,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var old = SampleProcess.Start(urls, s_arguments, name: "old");
-        await old.WaitUntilServingAsync(endPoint);
-        await WaitForRendezvousAsync(port);
+        using var old = await StartOwnerAsync(urls, s_arguments, "old", endPoint, port);
 
         using (var crashing = SampleProcess.Start(urls, s_arguments, name: "crashing"))
         {
@@ -321,6 +311,23 @@ public class RollingDeployTests(ITestOutputHelper output)
 
     private const int SigCont = 18;
     private const int SigStop = 19;
+
+    /// <summary>Starts an instance and waits until it serves and offers its sockets at the rendezvous.</summary>
+    private static async Task<SampleProcess> StartOwnerAsync(string urls, string[] arguments, string name, IPEndPoint endPoint, int port)
+    {
+        var instance = SampleProcess.Start(urls, arguments, name: name);
+        try
+        {
+            await instance.WaitUntilServingAsync(endPoint);
+            await WaitForRendezvousAsync(port);
+            return instance;
+        }
+        catch
+        {
+            instance.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>SIGSTOP takes effect as each thread is next scheduled; wait until every thread of the process is stopped.</summary>
     private static Task WaitUntilStoppedAsync(ChildProcess process) => Eventually.UntilAsync(
