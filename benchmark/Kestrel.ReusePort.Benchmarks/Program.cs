@@ -8,12 +8,19 @@ using Kestrel.ReusePort.Benchmarks;
 // dotnet run -c Release --project benchmark/Kestrel.ReusePort.Benchmarks -- --filter '*'    full BenchmarkDotNet run
 // ... -- --quick             the same with BenchmarkDotNet's ShortRun job (= --job short)
 // ... -- --spread [N]        connections per socket of each ListenerCount, from the transport's metrics (no timing)
+// ... -- --steering [N]      the same spread under CPU steering policies (SO_INCOMING_CPU, cBPF), on plain sockets
 // ... -- --alternate [R] [S] the same operation timed in turns (A B C A B C ...), R rounds of S seconds, medians
 // Any other BenchmarkDotNet argument (--list flat, --exporters json, ...) is passed through.
 if (args.Length > 0 && args[0] == "--spread")
 {
     var connections = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000;
     return await SpreadReport.RunAsync(connections).ConfigureAwait(false);
+}
+
+if (args.Length > 0 && args[0] == "--steering")
+{
+    var connections = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000;
+    return await SteeringReport.RunAsync(connections).ConfigureAwait(false);
 }
 
 if (args.Length > 0 && args[0] == "--alternate")

@@ -4,7 +4,6 @@ using System.Collections.Generic;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Linq;
-using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.AspNetCore.Connections;
@@ -64,7 +63,7 @@ public static class SpreadReport
                 }
             });
 
-            await ConnectAsync(listener, connections).ConfigureAwait(false);
+            await LoopbackClients.ConnectAndCloseAsync(listener.EndPoint, connections).ConfigureAwait(false);
             while (Volatile.Read(ref accepted) < connections)
             {
                 await Task.Delay(10).ConfigureAwait(false);
@@ -82,29 +81,5 @@ public static class SpreadReport
         }
 
         return 0;
-    }
-
-    private static async Task ConnectAsync(IConnectionListener listener, int connections)
-    {
-        const int batch = 64;
-        var clients = new List<Socket>(batch);
-        for (var done = 0; done < connections; done += batch)
-        {
-            var tasks = new List<Task>(batch);
-            for (var i = 0; i < Math.Min(batch, connections - done); i++)
-            {
-                var client = new Socket(SocketType.Stream, ProtocolType.Tcp);
-                clients.Add(client);
-                tasks.Add(client.ConnectAsync(listener.EndPoint));
-            }
-
-            await Task.WhenAll(tasks).ConfigureAwait(false);
-            foreach (var client in clients)
-            {
-                client.Dispose();
-            }
-
-            clients.Clear();
-        }
     }
 }

@@ -188,3 +188,63 @@ ensure_gnuplot() {
     fi
     command -v gnuplot >/dev/null 2>&1
 }
+
+SERVER_PID=""
+SERVER_NOTE=""
+
+# Starts configuration $1 on port $2 (stock, reuseport, reuseport-N, reuseport-defer, nginx; see compare.sh --help);
+# sets SERVER_PID and SERVER_NOTE (what it listens with). Needs WORK_DIR. Further arguments go to the .NET apps.
+start_server() {
+    local config=$1 port=$2 logfile="$WORK_DIR/$1-$2.log" health
+    shift 2
+    case "$config" in
+        stock)
+            dotnet "$STOCK_DLL" --contentRoot "${STOCK_DLL%/*}" --urls "http://127.0.0.1:$port" "$@" >"$logfile" 2>&1 &
+            health=/healthz ;;
+        reuseport)
+            dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" "$@" >"$logfile" 2>&1 &
+            health=/healthz ;;
+        reuseport-defer)
+            dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" --ReusePort:DeferAccept=00:00:01 "$@" >"$logfile" 2>&1 &
+            health=/healthz ;;
+        reuseport-*)
+            dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" --ReusePort:ListenerCount="${config#reuseport-}" "$@" >"$logfile" 2>&1 &
+            health=/healthz ;;
+        nginx)
+            local dir="$WORK_DIR/nginx-$port"
+            mkdir -p "$dir/tmp"
+            cat >"$dir/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    # Kestrel has no limit on requests per connection; nginx closes after 1000 by default.
+    keepalive_requests 100000000;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    default_type text/plain;
+    server {
+        listen 127.0.0.1:$port reuseport;
+        location / { return 200 "Hello from pid \$pid\n"; }
+    }
+}
+CONF
+            nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$logfile" 2>&1 &
+            health=/ ;;
+    esac
+    SERVER_PID=$!
+    track_child "$SERVER_PID"
+    wait_ready "http://127.0.0.1:$port$health" "$SERVER_PID" 30 || { cat "$logfile" >&2; die "$config did not answer on port $port"; }
+    case "$config" in
+        nginx) SERVER_NOTE="nginx, worker_processes 2, listen reuseport" ;;
+        stock) SERVER_NOTE="StockWebApp, one listening socket" ;;
+        *) SERVER_NOTE=$(grep -o 'Listening on .* SO_REUSEPORT sockets' "$logfile" | head -1 || true) ;;
+    esac
+}

@@ -92,64 +92,6 @@ printf 'round\tconfig\tmode\ttool\trps\trequests\tp50_ms\tp90_ms\tp99_ms\tconnec
 ((BUILD)) && build_apps
 [[ -f "$REUSEPORT_DLL" && -f "$STOCK_DLL" ]] || die "Release builds missing; run without --no-build"
 
-SERVER_PID=""
-SERVER_NOTE=""
-
-# Starts configuration $1 on port $2; sets SERVER_PID and SERVER_NOTE (what it listens with).
-start_server() {
-    local config=$1 port=$2 logfile="$WORK_DIR/$1-$2.log" health
-    case "$config" in
-        stock)
-            dotnet "$STOCK_DLL" --contentRoot "${STOCK_DLL%/*}" --urls "http://127.0.0.1:$port" >"$logfile" 2>&1 &
-            health=/healthz ;;
-        reuseport)
-            dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" >"$logfile" 2>&1 &
-            health=/healthz ;;
-        reuseport-defer)
-            dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" --ReusePort:DeferAccept=00:00:01 >"$logfile" 2>&1 &
-            health=/healthz ;;
-        reuseport-*)
-            dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" --ReusePort:ListenerCount="${config#reuseport-}" >"$logfile" 2>&1 &
-            health=/healthz ;;
-        nginx)
-            local dir="$WORK_DIR/nginx-$port"
-            mkdir -p "$dir/tmp"
-            cat >"$dir/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 2;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    # Kestrel has no limit on requests per connection; nginx closes after 1000 by default.
-    keepalive_requests 100000000;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    default_type text/plain;
-    server {
-        listen 127.0.0.1:$port reuseport;
-        location / { return 200 "Hello from pid \$pid\n"; }
-    }
-}
-CONF
-            nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$logfile" 2>&1 &
-            health=/ ;;
-    esac
-    SERVER_PID=$!
-    track_child "$SERVER_PID"
-    wait_ready "http://127.0.0.1:$port$health" "$SERVER_PID" 30 || { cat "$logfile" >&2; die "$config did not answer on port $port"; }
-    case "$config" in
-        nginx) SERVER_NOTE="nginx, worker_processes 2, listen reuseport" ;;
-        stock) SERVER_NOTE="StockWebApp, one listening socket" ;;
-        *) SERVER_NOTE=$(grep -o 'Listening on .* SO_REUSEPORT sockets' "$logfile" | head -1 || true) ;;
-    esac
-}
-
 # One load run: tool $1, mode $2, URL $3, duration $4, output file $5.
 drive() {
     local tool=$1 mode=$2 url=$3 duration=$4 out=$5 header=() seconds

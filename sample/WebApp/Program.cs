@@ -1,4 +1,5 @@
 using Kestrel.ReusePort;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -7,6 +8,9 @@ builder.WebHost.UseReusePortSockets();
 
 // Options can also come from configuration, e.g. --ReusePort:ListenerCount=4 or ReusePort__DrainTimeout=00:00:10.
 builder.Services.Configure<ReusePortSocketTransportOptions>(builder.Configuration.GetSection("ReusePort"));
+
+// Kestrel's own socket options (IOQueueCount, Backlog, NoDelay, ...) apply to the connections of both transports.
+builder.Services.Configure<SocketTransportOptions>(builder.Configuration.GetSection("SocketTransport"));
 
 var app = builder.Build();
 
