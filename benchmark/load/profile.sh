@@ -15,7 +15,8 @@
 #   --app-args "ARGS"   extra arguments for the .NET apps, e.g. "--SocketTransport:IOQueueCount=0"
 #   --perf              also record one perf profile of each .NET configuration (needs perf)
 #   --no-build          use the existing Release builds
-# Writes results/profile-<date>.md and prints it.
+#   --no-publish        leave profile.md alone; write only under results/
+# Writes results/profile-<date>.md, prints it and, unless --no-publish, copies it to profile.md.
 set -euo pipefail
 
 # shellcheck source=benchmark/load/common.sh
@@ -30,6 +31,7 @@ MODE=churn
 APP_ARGS=""
 PERF=0
 BUILD=1
+PUBLISH=1
 
 while (($#)); do
     case "$1" in
@@ -42,6 +44,7 @@ while (($#)); do
         --app-args) APP_ARGS=$2; shift 2 ;;
         --perf) PERF=1; shift ;;
         --no-build) BUILD=0; shift ;;
+        --no-publish) PUBLISH=0; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -249,3 +252,7 @@ fi
 
 cat "$REPORT"
 log "report: ${REPORT#"$REPO_ROOT"/}"
+if ((PUBLISH)); then
+    cp "$REPORT" "$LOAD_DIR/profile.md"
+    log "published: ${LOAD_DIR#"$REPO_ROOT"/}/profile.md"
+fi
