@@ -189,6 +189,21 @@ ensure_gnuplot() {
     command -v gnuplot >/dev/null 2>&1
 }
 
+# Sets CONFIG_LIST from a comma-separated list of start_server's configurations, checked; an empty list means stock,
+# reuseport and, when it is installed, nginx.
+select_configs() {
+    local list=$1 config
+    if [[ -z "$list" ]]; then
+        list="stock,reuseport"
+        command -v nginx >/dev/null 2>&1 && list+=",nginx"
+    fi
+    IFS=, read -r -a CONFIG_LIST <<<"$list"
+    for config in "${CONFIG_LIST[@]}"; do
+        [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|reuseport-defer|nginx)$ ]] || die "unknown configuration $config"
+        [[ "$config" != nginx ]] || require nginx
+    done
+}
+
 SERVER_PID=""
 SERVER_NOTE=""
 

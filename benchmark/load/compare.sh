@@ -62,16 +62,8 @@ WORK_DIR=$(mktemp -d /tmp/kestrel-reuseport-compare.XXXXXX)
 trap cleanup_children EXIT
 trap 'exit 130' INT TERM
 
-if [[ -z "$CONFIGS" ]]; then
-    CONFIGS="stock,reuseport"
-    command -v nginx >/dev/null 2>&1 && CONFIGS+=",nginx"
-fi
-IFS=, read -r -a CONFIG_LIST <<<"$CONFIGS"
+select_configs "$CONFIGS"
 IFS=, read -r -a MODE_LIST <<<"$MODES"
-for config in "${CONFIG_LIST[@]}"; do
-    [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|reuseport-defer|nginx)$ ]] || die "unknown configuration $config"
-    [[ "$config" != nginx ]] || require nginx
-done
 for mode in "${MODE_LIST[@]}"; do
     [[ "$mode" =~ ^(keepalive|churn)$ ]] || die "unknown mode $mode"
 done

@@ -58,15 +58,7 @@ WORK_DIR=$(mktemp -d /tmp/kestrel-reuseport-profile.XXXXXX)
 trap cleanup_children EXIT
 trap 'exit 130' INT TERM
 
-if [[ -z "$CONFIGS" ]]; then
-    CONFIGS="stock,reuseport"
-    command -v nginx >/dev/null 2>&1 && CONFIGS+=",nginx"
-fi
-IFS=, read -r -a CONFIG_LIST <<<"$CONFIGS"
-for config in "${CONFIG_LIST[@]}"; do
-    [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|reuseport-defer|nginx)$ ]] || die "unknown configuration $config"
-    [[ "$config" != nginx ]] || require nginx
-done
+select_configs "$CONFIGS"
 read -r -a APP_ARG_LIST <<<"$APP_ARGS"
 
 ((BUILD)) && build_apps
