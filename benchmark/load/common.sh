@@ -210,21 +210,13 @@ SERVER_NOTE=""
 # Starts configuration $1 on port $2 (stock, reuseport, reuseport-N, reuseport-defer, nginx; see compare.sh --help);
 # sets SERVER_PID and SERVER_NOTE (what it listens with). Needs WORK_DIR. Further arguments go to the .NET apps.
 start_server() {
-    local config=$1 port=$2 logfile="$WORK_DIR/$1-$2.log" health
+    local config=$1 port=$2 logfile="$WORK_DIR/$1-$2.log" health=/healthz dll=$REUSEPORT_DLL options=()
     shift 2
     case "$config" in
-        stock)
-            dotnet "$STOCK_DLL" --contentRoot "${STOCK_DLL%/*}" --urls "http://127.0.0.1:$port" "$@" >"$logfile" 2>&1 &
-            health=/healthz ;;
-        reuseport)
-            dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" "$@" >"$logfile" 2>&1 &
-            health=/healthz ;;
-        reuseport-defer)
-            dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" --ReusePort:DeferAccept=00:00:01 "$@" >"$logfile" 2>&1 &
-            health=/healthz ;;
-        reuseport-*)
-            dotnet "$REUSEPORT_DLL" --contentRoot "${REUSEPORT_DLL%/*}" --urls "http://127.0.0.1:$port" --ReusePort:ListenerCount="${config#reuseport-}" "$@" >"$logfile" 2>&1 &
-            health=/healthz ;;
+        stock) dll=$STOCK_DLL ;;
+        reuseport) ;;
+        reuseport-defer) options=(--ReusePort:DeferAccept=00:00:01) ;;
+        reuseport-*) options=(--ReusePort:ListenerCount="${config#reuseport-}") ;;
         nginx)
             local dir="$WORK_DIR/nginx-$port"
             mkdir -p "$dir/tmp"
@@ -254,6 +246,9 @@ CONF
             nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$logfile" 2>&1 &
             health=/ ;;
     esac
+    if [[ "$config" != nginx ]]; then
+        dotnet "$dll" --contentRoot "${dll%/*}" --urls "http://127.0.0.1:$port" "${options[@]}" "$@" >"$logfile" 2>&1 &
+    fi
     SERVER_PID=$!
     track_child "$SERVER_PID"
     wait_ready "http://127.0.0.1:$port$health" "$SERVER_PID" 30 || { cat "$logfile" >&2; die "$config did not answer on port $port"; }

@@ -76,7 +76,7 @@ RAW="$WORK_DIR/raw.tsv"
 # The server and its children (nginx workers).
 server_pids() { echo "$1" $(pgrep -P "$1" || true); }
 
-# One line per thread: class user+system-ticks voluntary nonvoluntary. The class is the thread's name with digits and
+# One line per thread: class, user ticks, system ticks, voluntary and nonvoluntary context switches. The class is the thread's name with digits and
 # spaces folded (".NET TP Worker", ".NET Sockets", "nginx"), so that a thread pool that grew during the run still adds up.
 thread_snapshot() {
     local pid task name
