@@ -36,7 +36,7 @@ public static class SpreadReport
         {
             foreach (var tag in tags)
             {
-                if (tag.Key == "socket" && tag.Value is int socket)
+                if (tag.Key == "kestrel.reuseport.socket.index" && tag.Value is int socket)
                 {
                     counts.AddOrUpdate(socket, value, (_, old) => old + value);
                 }

@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
@@ -22,20 +21,24 @@ namespace Kestrel.ReusePort;
 /// sockets transport, configured by <see cref="SocketTransportOptions"/>. Other endpoints (Unix domain sockets, file
 /// handles) are bound by Kestrel's stock <see cref="SocketTransportFactory"/>.
 /// </summary>
-public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector
+/// <remarks>
+/// Under a host (<c>UseReusePortSockets</c>), an endpoint's address is held from the bind, but the instance warms up
+/// and accepts on the port only once the application has started; used on its own, the factory accepts at once.
+/// </remarks>
+public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector, IDisposable
 {
-    private static readonly TimeSpan s_drainPollInterval = TimeSpan.FromMilliseconds(20);
-
     private readonly ReusePortSocketTransportOptions _options;
     private readonly SocketTransportOptions _socketOptions;
     private readonly SocketTransportFactory _stock;
     private readonly ILogger _logger;
-    private readonly ILogger _connectionLogger;
-    private readonly ReusePortMetrics _metrics;
-    private readonly ConnectionTracker? _tracker;
+    private readonly ListenerContext _context;
     private readonly List<ReusePortConnectionListener> _listeners = [];
+    private readonly Lock _gate = new();
+    private RendezvousLocation? _rendezvous;
+    private bool _rendezvousResolved;
+    private Activation _activation = Activation.Immediate;
+    private Action<int>? _stopRequested;
     private int _migrateRequestLogged;
-    private volatile bool _draining;
 
     /// <summary>Creates the factory; Kestrel resolves it from dependency injection.</summary>
     /// <param name="options">The SO_REUSEPORT options.</param>
@@ -62,15 +65,43 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
         _socketOptions = socketOptions.Value;
         _stock = new SocketTransportFactory(socketOptions, loggerFactory);
         _logger = loggerFactory.CreateLogger("Kestrel.ReusePort");
+        Metrics = new ReusePortMetrics(meterFactory);
+        Tracker = new ConnectionTracker(Metrics);
+        Lifetime = new DrainSignal(_logger);
+        _context = new ListenerContext
+        {
+            Options = _options,
+            SocketOptions = _socketOptions,
 
-        // Connection-level messages keep the category of Kestrel's own transport, so existing log filters apply.
-        _connectionLogger = loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets");
-        _metrics = new ReusePortMetrics(meterFactory);
-        _tracker = _options.DrainTimeout > TimeSpan.Zero ? new ConnectionTracker() : null;
+            // Connection-level messages keep the category of Kestrel's own transport, so existing log filters apply.
+            ConnectionLogger = loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"),
+            Logger = _logger,
+            Metrics = Metrics,
+            Tracker = Tracker,
+            StopRequested = pid => _stopRequested?.Invoke(pid),
+        };
     }
 
+    private enum Activation
+    {
+        /// <summary>No host drives this factory: every endpoint accepts as soon as it is bound.</summary>
+        Immediate,
+
+        /// <summary>The host is starting: endpoints warm up and wait for <see cref="ActivateAsync"/>.</summary>
+        Deferred,
+    }
+
+    internal ReusePortMetrics Metrics { get; }
+
+    internal ConnectionTracker Tracker { get; }
+
+    internal ILogger Logger => _logger;
+
+    /// <summary>The drain as the app sees it (<see cref="IReusePortLifetime"/>).</summary>
+    internal DrainSignal Lifetime { get; }
+
     /// <summary>Whether a stopping host has begun draining this transport.</summary>
-    internal bool IsDraining => _draining;
+    internal bool IsDraining => Tracker.IsDraining;
 
     internal ReusePortMode Mode => ReusePortPlatform.Decide(ReusePortPlatform.IsLoadBalancingSupported, _options.UnsupportedPlatformBehavior);
 
@@ -106,29 +137,27 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
             ReusePortLog.CustomBindIgnored(_logger, endpoint);
         }
 
-        // Port 0 asks for a new port, which no running instance can have.
-        var handoff = _options.SocketHandoff && ipEndPoint.Port != 0 && NativeMethods.IsSupported;
-        var sockets = handoff
-            ? await HandoffClient.TryTakeOverAsync(ipEndPoint, _options.HandoffTimeout, _logger, _metrics, cancellationToken).ConfigureAwait(false)
-            : [];
-        var inherited = sockets.Count;
+        // Bound now, so that a conflict fails the start with its reason; listening comes with activation.
+        var reserved = new List<Socket>();
+        ListenSocketBinder.Bind(ipEndPoint, _options.ListenerCount, reserved);
+        ReusePortConnectionListener listener;
+        bool deferred;
         try
         {
-            // Sockets of an older instance are listening already; listening again only brings their backlog in line.
-            foreach (var socket in sockets)
-            {
-                socket.Listen(_socketOptions.Backlog);
-            }
+            var bound = (IPEndPoint)reserved[0].LocalEndPoint!;
 
-            ListenSocketBinder.BindAndListen(ipEndPoint, _options.ListenerCount - inherited, _socketOptions.Backlog, sockets);
-            foreach (var socket in sockets)
+            // Port 0 asks for a new port, which no running instance can have.
+            var rendezvous = _options.SocketHandoff && bound.Port != 0 && ipEndPoint.Port != 0 && NativeMethods.IsSupported ? Rendezvous() : null;
+            listener = new ReusePortConnectionListener(bound, reserved, rendezvous, _context);
+            lock (_gate)
             {
-                ListenSocketBinder.ApplyTuning(socket, _options);
+                _listeners.Add(listener);
+                deferred = _activation == Activation.Deferred;
             }
         }
         catch
         {
-            foreach (var socket in sockets)
+            foreach (var socket in reserved)
             {
                 socket.Dispose();
             }
@@ -136,46 +165,92 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
             throw;
         }
 
-        var boundEndPoint = (IPEndPoint)sockets[0].LocalEndPoint!;
-        var rendezvous = handoff ? new HandoffRendezvous(boundEndPoint, sockets, _logger, _metrics) : null;
-        var listener = new ReusePortConnectionListener(
-            boundEndPoint,
-            sockets,
-            new SocketConnectionContextFactory(ConnectionFactoryOptions.From(_socketOptions), _connectionLogger),
-            _socketOptions.NoDelay,
-            _tracker,
-            rendezvous,
-            _metrics,
-            _logger);
-
-        lock (_listeners)
+        if (deferred)
         {
-            _listeners.Add(listener);
+            if (_options.Warmup.Enabled)
+            {
+                listener.StartWarmup();
+            }
+        }
+        else
+        {
+            using var predecessor = await listener.ActivateAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        listener.Start();
-        ReusePortLog.Listening(_logger, boundEndPoint, sockets.Count, inherited);
         return listener;
     }
 
     /// <summary>
-    /// Stops accepting on every endpoint, then waits until the connections accepted so far are closed or
-    /// <paramref name="timeout"/> passes. Meanwhile HTTP/1.x responses carry <c>Connection: close</c>.
+    /// Called by the host as it starts: endpoints bound from now on warm up and wait for <see cref="ActivateAsync"/>.
+    /// <paramref name="stopRequested"/> stops the app when an instance that took the sockets over asks it to.
     /// </summary>
-    internal async Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    internal void DeferActivation(Action<int> stopRequested)
+    {
+        lock (_gate)
+        {
+            _activation = Activation.Deferred;
+            _stopRequested = stopRequested;
+        }
+    }
+
+    /// <summary>The endpoints bound but not accepting yet, with their warm-up sockets.</summary>
+    internal List<ReusePortConnectionListener> PendingListeners()
+    {
+        lock (_gate)
+        {
+            return _listeners.FindAll(l => !l.IsActive);
+        }
+    }
+
+    /// <summary>
+    /// Makes every pending endpoint accept (taking sockets over where an instance runs), and every endpoint bound
+    /// later accept at once. Returns the instances the sockets came from.
+    /// </summary>
+    internal async Task<List<Predecessor>> ActivateAsync(CancellationToken cancellationToken)
+    {
+        List<ReusePortConnectionListener> pending;
+        lock (_gate)
+        {
+            _activation = Activation.Immediate;
+            pending = _listeners.FindAll(l => !l.IsActive);
+        }
+
+        var predecessors = new List<Predecessor>();
+        try
+        {
+            foreach (var listener in pending)
+            {
+                if (await listener.ActivateAsync(cancellationToken).ConfigureAwait(false) is { } predecessor)
+                {
+                    predecessors.Add(predecessor);
+                }
+            }
+        }
+        catch
+        {
+            foreach (var predecessor in predecessors)
+            {
+                predecessor.Dispose();
+            }
+
+            throw;
+        }
+
+        return predecessors;
+    }
+
+    /// <summary>
+    /// Stops accepting on every endpoint and returns them. From then on responses ask clients to move (see
+    /// <see cref="IsDraining"/>), and every connection that ends is counted by how it ended.
+    /// </summary>
+    internal async Task<int> StopAcceptingAsync()
     {
         ReusePortConnectionListener[] listeners;
-        lock (_listeners)
+        lock (_gate)
         {
             listeners = [.. _listeners];
         }
 
-        if (listeners.Length == 0)
-        {
-            return;
-        }
-
-        var started = Stopwatch.GetTimestamp();
         var stops = new Task[listeners.Length];
         for (var i = 0; i < listeners.Length; i++)
         {
@@ -185,28 +260,35 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
         await Task.WhenAll(stops).ConfigureAwait(false);
 
         // Only now: a client sent away while this instance still accepted could come straight back to it.
-        _draining = true;
+        Tracker.BeginDrain();
+        return listeners.Length;
+    }
 
-        var open = _tracker?.OpenConnections ?? 0;
-        ReusePortLog.DrainStarted(_logger, listeners.Length, open, timeout);
-        if (_tracker is null)
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        lock (_gate)
         {
-            return;
+            _rendezvous?.Dispose();
+            _rendezvous = null;
         }
 
-        using var timer = new PeriodicTimer(s_drainPollInterval);
-        try
+        Lifetime.Dispose();
+    }
+
+    /// <summary>Where instances meet, decided at the first bind that needs it; null when the environment's place is refused.</summary>
+    private RendezvousLocation? Rendezvous()
+    {
+        lock (_gate)
         {
-            while (_tracker.OpenConnections > 0 && Stopwatch.GetElapsedTime(started) < timeout && await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            if (!_rendezvousResolved)
             {
+                _rendezvous = RendezvousLocation.Resolve(_options, Environment.GetEnvironmentVariable, _logger);
+                _rendezvousResolved = true;
             }
-        }
-        catch (OperationCanceledException)
-        {
-            // The host's shutdown timeout is up: Kestrel's own shutdown takes it from here.
-        }
 
-        ReusePortLog.DrainEnded(_logger, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tracker.OpenConnections);
+            return _rendezvous;
+        }
     }
 
     private void LogMigrateRequestOnce()

@@ -51,9 +51,9 @@ public sealed class ReusePortSocketTransportOptions
     /// connection waiting in a socket's accept queue.
     /// </summary>
     /// <remarks>
-    /// Defaults to <see langword="true"/>. The sockets pass over an abstract Unix domain socket named after the
-    /// effective user id and the endpoint; only a peer with the same effective user id is answered or believed.
-    /// When <see langword="false"/>, every instance opens its own sockets and joins the port's SO_REUSEPORT group.
+    /// Defaults to <see langword="true"/>. The instances meet at a rendezvous that only their user can create (see
+    /// <see cref="RendezvousDirectory"/>); only a peer with the same effective user id is answered or believed. When
+    /// <see langword="false"/>, every instance opens its own sockets and joins the port's SO_REUSEPORT group.
     /// </remarks>
     public bool SocketHandoff { get; set; } = true;
 
@@ -64,16 +64,62 @@ public sealed class ReusePortSocketTransportOptions
     public TimeSpan HandoffTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// How long a stopping instance keeps its open connections after it stopped accepting new ones. During this
-    /// window every HTTP/1.x response carries <c>Connection: close</c>, so clients move to the other instances
-    /// between two requests instead of racing a server-side close of an idle keep-alive connection.
+    /// The directory in which instances of this app meet to hand their sockets over: it holds one socket file and one
+    /// lock file per endpoint while an instance runs.
     /// </summary>
     /// <remarks>
-    /// Defaults to 5 seconds; the window ends early once no connection is open. Allowed range: zero (no window,
-    /// Kestrel's own shutdown closes idle connections at once) to <see cref="MaxDrainTimeout"/>. The whole shutdown,
-    /// this window included, stays bounded by <c>HostOptions.ShutdownTimeout</c>.
+    /// Defaults to <see langword="null"/>: a <c>kestrel-reuseport</c> directory in systemd's <c>$RUNTIME_DIRECTORY</c>,
+    /// else in <c>$XDG_RUNTIME_DIR</c>, else in <c>/run</c> for root; for any other user, instances find each other's
+    /// random abstract socket names through /proc instead, which needs no directory but a shared PID namespace. The
+    /// directory is created with mode 0700 if missing. It must belong to this process's user and be writable by no one
+    /// else, on a path that only root or this user can change; otherwise the app fails to start with the reason. Set it
+    /// to a directory that all instances share when they run in different PID or mount namespaces (containers).
     /// </remarks>
-    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(5);
+    public string? RendezvousDirectory { get; set; }
+
+    /// <summary>
+    /// Whether instances meet on a fixed name in the network namespace's abstract Unix socket namespace instead of in a
+    /// directory, for containers that share a network namespace but neither a PID namespace nor a volume.
+    /// </summary>
+    /// <remarks>
+    /// Defaults to <see langword="false"/>. Any local user can bind any abstract name: a process of another user that
+    /// binds this one first cannot take or receive the sockets, but it turns the handoff off, and deploys then reset
+    /// the connections queued on the old instance's sockets. Cannot be combined with <see cref="RendezvousDirectory"/>.
+    /// </remarks>
+    public bool AbstractRendezvous { get; set; }
+
+    /// <summary>
+    /// Whether a starting instance, once it is warm and accepts on the sockets it took over, asks the instance it took
+    /// them from to drain and exit, so that a deploy is only "start the new version".
+    /// </summary>
+    /// <remarks>
+    /// Defaults to <see langword="false"/>, so that instances started side by side (scale-out) keep running. The old
+    /// instance stops as on SIGTERM (<c>IHostApplicationLifetime.StopApplication</c>). If the new instance fails before
+    /// it is warm, the old one is never asked; if the old one does not answer within <see cref="HandoffTimeout"/>, the
+    /// new one serves with sockets of its own and logs that the old one was not stopped.
+    /// </remarks>
+    public bool StopPredecessor { get; set; }
+
+    /// <summary>
+    /// How long a stopping instance keeps its open connections after it stopped accepting new ones. During the drain
+    /// every HTTP/1.x response carries <c>Connection: close</c> and HTTP/2 connections get GOAWAY, so clients move to
+    /// the other instances between two requests; an idle keep-alive connection is left open, as a running Kestrel would
+    /// leave it, until its client sends a request, closes it, or Kestrel's <c>KeepAliveTimeout</c> passes.
+    /// </summary>
+    /// <remarks>
+    /// Defaults to <see langword="null"/>: <c>HostOptions.ShutdownTimeout</c> (30 seconds by default) minus 2 seconds
+    /// that Kestrel's own shutdown keeps for the requests still in flight at that point. The drain ends as soon as no
+    /// connection is open. What is still open at its end is logged with counts and closed by Kestrel's shutdown. Allowed
+    /// range: zero (no drain: Kestrel's shutdown closes idle connections at once) to <see cref="MaxDrainTimeout"/>; the
+    /// host's shutdown timeout bounds it in any case.
+    /// </remarks>
+    public TimeSpan? DrainTimeout { get; set; }
+
+    /// <summary>
+    /// The requests a starting instance sends through its own pipeline before it accepts a connection from the port, so
+    /// that the first clients it serves do not wait for the JIT, the route table and the endpoints to be built.
+    /// </summary>
+    public ReusePortWarmupOptions Warmup { get; } = new();
 
     /// <summary>
     /// If more than zero, the kernel completes an accept only once the client has sent data, or this long after the

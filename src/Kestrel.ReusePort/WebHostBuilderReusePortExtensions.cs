@@ -20,6 +20,10 @@ public static class WebHostBuilderReusePortExtensions
     /// processes of the same user can share the port. Unix domain sockets, file handles and named pipes keep
     /// Kestrel's stock transport.
     /// </summary>
+    /// <remarks>
+    /// Under the host, an instance warms up and accepts on the port only once the application has started, and drains
+    /// its connections when it stops: see <see cref="ReusePortSocketTransportOptions"/> and <see cref="IReusePortLifetime"/>.
+    /// </remarks>
     /// <param name="hostBuilder">The web host builder.</param>
     /// <returns>The web host builder.</returns>
     public static IWebHostBuilder UseReusePortSockets(this IWebHostBuilder hostBuilder)
@@ -42,7 +46,8 @@ public static class WebHostBuilderReusePortExtensions
 
             services.AddSingleton<ReusePortSocketTransportFactory>();
             services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>());
-            services.AddSingleton<IHostedService, DrainService>();
+            services.AddSingleton<IReusePortLifetime>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>().Lifetime);
+            services.AddSingleton<IHostedService, ReusePortHostLifecycle>();
             services.AddSingleton<IStartupFilter, DrainStartupFilter>();
         });
     }

@@ -33,8 +33,15 @@ public class ListenerCountTests(ITestOutputHelper output)
         // Counted when accepted, before the connection is handed to Kestrel: every answered connection is in.
         var accepted = metrics.Measurements(MetricRecorder.AcceptedConnections);
         Assert.Equal(requests, accepted.Sum(m => m.Value));
-        Assert.All(accepted, m => Assert.Equal($"127.0.0.1:{port}", m.Tag("endpoint")));
-        var bySocket = accepted.GroupBy(m => Assert.IsType<int>(m.Tag("socket"))).ToDictionary(g => g.Key, g => g.Sum(m => m.Value));
+        Assert.All(accepted, m =>
+        {
+            // Kestrel's and OpenTelemetry's attribute names and values, plus the library's socket index.
+            Assert.Equal("127.0.0.1", m.Tag("server.address"));
+            Assert.Equal(port, m.Tag("server.port"));
+            Assert.Equal("ipv4", m.Tag("network.type"));
+            Assert.Equal("tcp", m.Tag("network.transport"));
+        });
+        var bySocket = accepted.GroupBy(m => Assert.IsType<int>(m.Tag("kestrel.reuseport.socket.index"))).ToDictionary(g => g.Key, g => g.Sum(m => m.Value));
         output.WriteLine($"{requests} fresh connections by socket: {string.Join(", ", bySocket.OrderBy(p => p.Key).Select(p => $"{p.Key}: {p.Value}"))}.");
         Assert.True(bySocket.Keys.Order().SequenceEqual([0, 1, 2]),
             $"Expected connections on sockets 0, 1 and 2; got {string.Join(", ", bySocket.Select(p => $"socket {p.Key}: {p.Value}"))}.");

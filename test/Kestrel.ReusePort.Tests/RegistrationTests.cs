@@ -32,7 +32,7 @@ public class RegistrationTests
         Assert.Single(services, d => d.ServiceType == typeof(IConnectionListenerFactory) && d.ImplementationFactory is not null);
         Assert.Single(services, d => d.ServiceType == typeof(IValidateOptions<ReusePortSocketTransportOptions>));
         var provider = server.App.Services;
-        Assert.Single(provider.GetServices<IHostedService>().OfType<DrainService>());
+        Assert.Single(provider.GetServices<IHostedService>().OfType<ReusePortHostLifecycle>());
         Assert.Single(provider.GetServices<IStartupFilter>().OfType<DrainStartupFilter>());
 
         // One factory bound the endpoint once: ListenerCount sockets, not twice that.

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using Kestrel.ReusePort.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -21,45 +20,18 @@ public class RollingDeployTests(ITestOutputHelper output)
     public async Task RollingRestartsUnderLoadLoseNothing(LoadMode mode)
     {
         var port = PortAllocator.GetFreePort();
-        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
-        var urls = $"http://127.0.0.1:{port}";
         var instances = new List<SampleProcess>();
         try
         {
-            var old = SampleProcess.Start(urls, s_arguments, name: "instance 0");
-            instances.Add(old);
-            await old.WaitUntilServingAsync(endPoint);
-            await WaitForRendezvousAsync(port);
-
-            await using var load = LoadGenerator.Start(endPoint, mode);
-            await load.WaitForMoreRequestsAsync(200, TimeSpan.FromSeconds(30));
-
-            for (var restart = 1; restart <= Restarts; restart++)
-            {
-                var next = SampleProcess.Start(urls, s_arguments, name: $"instance {restart}");
-                instances.Add(next);
-                await next.WaitUntilStartedAsync();
-                Assert.True(next.HasOutput(l => l.Contains($"Took over 2 listening sockets of 127.0.0.1:{port} from process {old.Pid}.", StringComparison.Ordinal)), next.Output);
-                await load.WaitForMoreRequestsAsync(100, TimeSpan.FromSeconds(30));
-
-                old.SignalTerm();
-                Assert.Equal(0, await old.WaitForExitAsync(s_exitTimeout));
-                old = next;
-
-                // The survivor takes the rendezvous over for the next deploy.
-                await WaitForRendezvousAsync(port);
-                await load.WaitForMoreRequestsAsync(100, TimeSpan.FromSeconds(30));
-            }
-
-            var result = await load.StopAsync();
+            var (result, survivor) = await RollingRestart.RunAsync(port, s_arguments, Restarts, mode, instances);
             output.WriteLine($"{mode}, {Restarts} rolling restarts: {result}");
             Assert.True(result.Errors == 0 && result.Non2xx == 0, result.ToString());
             Assert.True(result.RequestsByPid.Count >= 2, $"The load reached only {result.RequestsByPid.Count} instance(s): {result}");
 
             // Bounded: whatever the number of deploys, the port has ListenerCount sockets, all held by the survivor.
-            var description = ListeningSockets.Describe(port, old.Pid);
+            var description = ListeningSockets.Describe(port, survivor.Pid);
             Assert.True(ListeningSockets.OnPort(port).Count == 2, description);
-            Assert.True(ListeningSockets.HeldBy(old.Pid, port).Count == 2, description);
+            Assert.True(ListeningSockets.HeldBy(survivor.Pid, port).Count == 2, description);
         }
         finally
         {
@@ -210,7 +182,9 @@ public class RollingDeployTests(ITestOutputHelper output)
             TimeSpan.FromSeconds(30), "both successors to answer");
 
         // One of them took the rendezvous over: a next instance gets the same sockets from it.
-        await WaitForRendezvousAsync(port);
+        await Eventually.UntilAsync(
+            () => second.HasOutput(l => Rendezvous.IsOfferLine(l, $"127.0.0.1:{port}")) || third.HasOutput(l => Rendezvous.IsOfferLine(l, $"127.0.0.1:{port}")),
+            TimeSpan.FromSeconds(15), "a successor to offer the sockets");
         using var fourth = SampleProcess.Start(urls, s_arguments, name: "fourth");
         await fourth.WaitUntilStartedAsync();
         Assert.True(fourth.HasOutput(l => l.Contains("Took over 2 listening sockets", StringComparison.Ordinal)), fourth.Output);
@@ -226,20 +200,28 @@ public class RollingDeployTests(ITestOutputHelper output)
         using (var crashed = SampleProcess.Start(urls, s_arguments, name: "crashed"))
         {
             await crashed.WaitUntilServingAsync(endPoint);
-            await WaitForRendezvousAsync(port);
+            await Rendezvous.WaitUntilOfferedAsync(crashed, $"127.0.0.1:{port}");
             crashed.Kill();
             await crashed.WaitForExitAsync(s_exitTimeout);
         }
 
-        // An abstract socket dies with its process: nothing stale is left to time out on or clean up.
-        var rendezvous = AbstractUnixSockets.RendezvousName($"127.0.0.1:{port}");
-        Assert.Equal(0, AbstractUnixSockets.Count(rendezvous));
+        // kill -9 leaves the socket file behind; nobody listens on it, and its lock died with the process.
+        if (Rendezvous.DefaultDirectory is { } directory)
+        {
+            Assert.True(File.Exists(Rendezvous.SocketFile(directory, $"127.0.0.1:{port}")), "kill -9 leaves the rendezvous socket file");
+        }
 
         // A handoff timeout longer than the start limit: waiting on anything stale would fail this test.
         using var next = SampleProcess.Start(urls, [.. s_arguments, "--ReusePort:HandoffTimeout=00:02:00"], name: "next");
         await next.WaitUntilServingAsync(endPoint);
         Assert.True(next.HasOutput(l => l.Contains("with 2 SO_REUSEPORT sockets (0 taken over", StringComparison.Ordinal)), next.Output);
         Assert.Equal(next.Pid, (await RawHttpClient.GetAsync(endPoint)).RequirePid());
+
+        // It replaced the stale place, and a third instance takes the sockets over from it there.
+        await Rendezvous.WaitUntilOfferedAsync(next, $"127.0.0.1:{port}");
+        using var third = SampleProcess.Start(urls, [.. s_arguments, "--ReusePort:HandoffTimeout=00:02:00"], name: "third");
+        await third.WaitUntilStartedAsync();
+        Assert.True(third.HasOutput(l => l.Contains($"Took over 2 listening sockets of 127.0.0.1:{port} from process {next.Pid}.", StringComparison.Ordinal)), third.Output);
     }
 
     [Fact]
@@ -261,7 +243,7 @@ public class RollingDeployTests(ITestOutputHelper output)
             // Once the hung instance is gone, the new one serves everything and offers its sockets in turn.
             hung.Kill();
             await hung.WaitForExitAsync(s_exitTimeout);
-            await WaitForRendezvousAsync(port);
+            await Rendezvous.WaitUntilOfferedAsync(next, $"127.0.0.1:{port}");
             var responses = await RawHttpClient.GetManyAsync(endPoint, 50);
             Assert.All(responses, r => Assert.Equal(next.Pid, r.RequirePid()));
 
@@ -319,7 +301,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         try
         {
             await instance.WaitUntilServingAsync(endPoint);
-            await WaitForRendezvousAsync(port);
+            await Rendezvous.WaitUntilOfferedAsync(instance, $"127.0.0.1:{port}");
             return instance;
         }
         catch
@@ -338,10 +320,4 @@ public class RollingDeployTests(ITestOutputHelper output)
         }),
         TimeSpan.FromSeconds(10),
         $"{process} to stop");
-
-    private static Task WaitForRendezvousAsync(int port)
-    {
-        var name = AbstractUnixSockets.RendezvousName($"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}");
-        return Eventually.UntilAsync(() => AbstractUnixSockets.IsListening(name), TimeSpan.FromSeconds(15), $"the rendezvous {name}");
-    }
 }

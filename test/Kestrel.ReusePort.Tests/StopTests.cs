@@ -12,7 +12,6 @@ public class StopTests
     {
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
-        var rendezvous = AbstractUnixSockets.RendezvousName($"127.0.0.1:{port}");
         await using var server = InProcessServer.Create(new InProcessServerOptions
         {
             Urls = [$"http://127.0.0.1:{port}"],
@@ -23,17 +22,25 @@ public class StopTests
 
         Assert.Equal(2, ListeningSockets.HeldBy(Environment.ProcessId, port).Count);
         Assert.Equal(2, metrics.Sum(MetricRecorder.ListeningSockets));
-        await Eventually.UntilAsync(() => AbstractUnixSockets.IsListening(rendezvous), TimeSpan.FromSeconds(10), $"the rendezvous {rendezvous}");
+        await Eventually.UntilAsync(() => server.Logs.ReusePortEvents(10).Count > 0, TimeSpan.FromSeconds(10), "the rendezvous offer");
+        var socketFile = Rendezvous.DefaultDirectory is { } directory ? Rendezvous.SocketFile(directory, $"127.0.0.1:{port}") : null;
+        var lockFile = Rendezvous.DefaultDirectory is { } same ? Rendezvous.LockFile(same, $"127.0.0.1:{port}") : null;
+        Assert.True(socketFile is null || File.Exists(socketFile), $"{socketFile} should exist while the server runs");
         var response = await RawHttpClient.GetAsync(endPoint);
         Assert.StartsWith(server.Greeting, response.Body, StringComparison.Ordinal);
 
         await server.StopAsync();
 
-        // Not eventually: once StopAsync returned, nothing listens on the port or under the rendezvous name.
+        // Not eventually: once StopAsync returned, nothing listens on the port, and a clean stop leaves no rendezvous file.
         Assert.Empty(ListeningSockets.OnPort(port));
-        Assert.Equal(0, AbstractUnixSockets.Count(rendezvous));
+        Assert.False(socketFile is not null && File.Exists(socketFile), $"{socketFile} is left behind");
+        Assert.False(lockFile is not null && File.Exists(lockFile), $"{lockFile} is left behind");
         Assert.Equal(0, metrics.Sum(MetricRecorder.ListeningSockets));
-        Assert.All(metrics.Measurements(MetricRecorder.ListeningSockets), m => Assert.Equal($"127.0.0.1:{port}", m.Tag("endpoint")));
+        Assert.All(metrics.Measurements(MetricRecorder.ListeningSockets), m =>
+        {
+            Assert.Equal("127.0.0.1", m.Tag("server.address"));
+            Assert.Equal(port, m.Tag("server.port"));
+        });
         var refused = await Assert.ThrowsAsync<SocketException>(() => RawHttpClient.GetAsync(endPoint));
         Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
     }

@@ -50,8 +50,7 @@ public class TwoProcessesTests(ITestOutputHelper output)
         await first.WaitUntilServingAsync(endPoint);
 
         // The rendezvous is offered asynchronously once the first instance listens.
-        var rendezvous = AbstractUnixSockets.RendezvousName($"127.0.0.1:{port}");
-        await Eventually.UntilAsync(() => AbstractUnixSockets.IsListening(rendezvous), TimeSpan.FromSeconds(10), $"the rendezvous {rendezvous}");
+        await Rendezvous.WaitUntilOfferedAsync(first, $"127.0.0.1:{port}");
 
         using var second = SampleProcess.Start($"http://127.0.0.1:{port}", arguments, name: "second");
         await second.WaitUntilStartedAsync();

@@ -39,10 +39,42 @@ internal sealed class ReusePortSocketTransportOptionsValidator : IValidateOption
                 $"{prefix}.{nameof(options.HandoffTimeout)} must be more than 00:00:00 and at most {ReusePortSocketTransportOptions.MaxHandoffTimeout}, but was {options.HandoffTimeout}."));
         }
 
-        if (options.DrainTimeout < TimeSpan.Zero || options.DrainTimeout > ReusePortSocketTransportOptions.MaxDrainTimeout)
+        if (options.DrainTimeout is { } drain && (drain < TimeSpan.Zero || drain > ReusePortSocketTransportOptions.MaxDrainTimeout))
         {
             failures.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{prefix}.{nameof(options.DrainTimeout)} must be between 00:00:00 and {ReusePortSocketTransportOptions.MaxDrainTimeout}, but was {options.DrainTimeout}."));
+                $"{prefix}.{nameof(options.DrainTimeout)} must be between 00:00:00 and {ReusePortSocketTransportOptions.MaxDrainTimeout} (or unset, for the host's shutdown timeout), but was {drain}."));
+        }
+
+        if (options.AbstractRendezvous && !string.IsNullOrEmpty(options.RendezvousDirectory))
+        {
+            failures.Add($"{prefix}.{nameof(options.AbstractRendezvous)} and {prefix}.{nameof(options.RendezvousDirectory)} cannot both be set: the instances meet either on an abstract name or in a directory.");
+        }
+
+        if (options.RendezvousDirectory is { Length: > 0 } directory && !System.IO.Path.IsPathRooted(directory))
+        {
+            failures.Add($"{prefix}.{nameof(options.RendezvousDirectory)} must be an absolute path, but was '{directory}'.");
+        }
+
+        var warmup = options.Warmup;
+        var warmupPrefix = $"{prefix}.{nameof(options.Warmup)}";
+        if (warmup.Requests is < 1 or > ReusePortWarmupOptions.MaxRequests)
+        {
+            failures.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{warmupPrefix}.{nameof(warmup.Requests)} must be between 1 and {ReusePortWarmupOptions.MaxRequests}, but was {warmup.Requests}."));
+        }
+
+        if (warmup.Timeout <= TimeSpan.Zero || warmup.Timeout > ReusePortWarmupOptions.MaxTimeout)
+        {
+            failures.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{warmupPrefix}.{nameof(warmup.Timeout)} must be more than 00:00:00 and at most {ReusePortWarmupOptions.MaxTimeout}, but was {warmup.Timeout}."));
+        }
+
+        foreach (var path in warmup.Paths)
+        {
+            if (string.IsNullOrEmpty(path) || path[0] != '/')
+            {
+                failures.Add($"{warmupPrefix}.{nameof(warmup.Paths)} must hold paths that start with '/', but has '{path}'.");
+            }
         }
 
         if (options.DeferAccept < TimeSpan.Zero || options.DeferAccept > ReusePortSocketTransportOptions.MaxDeferAccept)

@@ -48,15 +48,19 @@ public class ChildProcess : IDisposable
             argv.InsertRange(0, ["bash", "-c", $"ulimit -n {limit.ToString(CultureInfo.InvariantCulture)} && exec \"$@\"", "bash"]);
         }
 
-        if (startInfo.RunAsNobody)
+        if (startInfo.RunAsNobody || startInfo.RunAsUserId is not null)
         {
             if (LibC.GetEffectiveUserId() != 0)
             {
                 throw new InvalidOperationException("Only root can start a process as another user.");
             }
 
-            argv.InsertRange(0, ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]);
+            var user = startInfo.RunAsUserId is { } id ? id.ToString(CultureInfo.InvariantCulture) : "nobody";
+            var group = startInfo.RunAsUserId is { } gid ? gid.ToString(CultureInfo.InvariantCulture) : "nogroup";
+            argv.InsertRange(0, ["setpriv", $"--reuid={user}", $"--regid={group}", "--clear-groups"]);
         }
+
+        argv.InsertRange(0, startInfo.Wrapper);
 
         var info = new ProcessStartInfo(argv[0])
         {

@@ -19,6 +19,15 @@ public sealed class ChildProcessStartInfo
     /// </summary>
     public bool RunAsNobody { get; init; }
 
+    /// <summary>
+    /// Run as this numeric user id (and the same group id), without supplementary groups: a user of its own that no
+    /// other process of the machine has; needs root. Whatever the child runs must be readable by it.
+    /// </summary>
+    public int? RunAsUserId { get; init; }
+
+    /// <summary>A command the program runs under, e.g. <c>unshare --pid --fork --mount-proc</c>.</summary>
+    public IReadOnlyList<string> Wrapper { get; init; } = [];
+
     /// <summary>If set, the child's descriptor limit (<c>ulimit -n</c>, soft and hard).</summary>
     public int? FileDescriptorLimit { get; init; }
 

@@ -13,11 +13,12 @@ public sealed class RootFactAttribute : FactAttribute
 
     public override string Skip
     {
-        get => _skip ?? MissingRequirement()!;
+        get => _skip ?? MissingRequirement(RequiresPerl)!;
         set => _skip = value;
     }
 
-    private string? MissingRequirement()
+    /// <summary>Why a test that needs root (and perhaps Perl) cannot run here, or null.</summary>
+    internal static string? MissingRequirement(bool requiresPerl)
     {
         if (!OperatingSystem.IsLinux())
         {
@@ -35,7 +36,7 @@ public sealed class RootFactAttribute : FactAttribute
             return "Needs setpriv (util-linux) to start a process as user nobody.";
         }
 
-        if (RequiresPerl && !File.Exists("/usr/bin/perl"))
+        if (requiresPerl && !File.Exists("/usr/bin/perl"))
         {
             return "Needs /usr/bin/perl to act as a process of user nobody on a Unix socket.";
         }

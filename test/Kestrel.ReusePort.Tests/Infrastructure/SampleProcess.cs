@@ -42,18 +42,23 @@ public sealed class SampleProcess : ChildProcess
     /// </param>
     /// <param name="fileDescriptorLimit">If set, the process's descriptor limit (<c>ulimit -n</c>).</param>
     /// <param name="name">A name for messages.</param>
+    /// <param name="runAsUserId">Run as this numeric user id (needs root), from a world-readable copy like <paramref name="runAsNobody"/>.</param>
+    /// <param name="wrapper">A command to run the app under, e.g. <c>unshare --pid --fork --mount-proc</c>.</param>
     public static SampleProcess Start(
         string urls,
         IEnumerable<string>? arguments = null,
         IReadOnlyDictionary<string, string?>? environment = null,
         bool runAsNobody = false,
         int? fileDescriptorLimit = null,
-        string? name = null)
+        string? name = null,
+        int? runAsUserId = null,
+        IReadOnlyList<string>? wrapper = null)
     {
+        var otherUser = runAsNobody || runAsUserId is not null;
         var directory = RepoPaths.SampleDirectory;
         var assembly = RepoPaths.SampleAssembly;
         string? copy = null;
-        if (runAsNobody)
+        if (otherUser)
         {
             copy = CopyWorldReadable(directory);
             directory = copy;
@@ -68,7 +73,7 @@ public sealed class SampleProcess : ChildProcess
             ["ASPNETCORE_HTTP_PORTS"] = null,
             ["ASPNETCORE_HTTPS_PORTS"] = null,
         };
-        if (runAsNobody)
+        if (otherUser)
         {
             env["HOME"] = directory;
         }
@@ -88,8 +93,10 @@ public sealed class SampleProcess : ChildProcess
                     WorkingDirectory = directory,
                     Environment = env,
                     RunAsNobody = runAsNobody,
+                    RunAsUserId = runAsUserId,
+                    Wrapper = wrapper ?? [],
                     FileDescriptorLimit = fileDescriptorLimit,
-                    Name = name ?? (runAsNobody ? "WebApp as nobody" : "WebApp"),
+                    Name = name ?? (runAsNobody ? "WebApp as nobody" : runAsUserId is { } uid ? $"WebApp as user id {uid}" : "WebApp"),
                 },
                 copy);
         }

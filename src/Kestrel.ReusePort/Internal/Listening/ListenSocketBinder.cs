@@ -13,11 +13,12 @@ namespace Kestrel.ReusePort.Internal;
 internal static class ListenSocketBinder
 {
     /// <summary>
-    /// Adds <paramref name="count"/> bound, listening sockets for <paramref name="endpoint"/> to <paramref name="sockets"/>.
-    /// For port 0 the first socket picks the port and the others join it. On failure the sockets this call opened are
-    /// closed and <paramref name="sockets"/> is left as it was.
+    /// Adds <paramref name="count"/> sockets bound to <paramref name="endpoint"/> with SO_REUSEPORT, not listening yet:
+    /// they hold the address (and report a bind conflict now, at startup) but the kernel gives them no connection until
+    /// they listen. For port 0 the first socket picks the port and the others join it. On failure the sockets this call
+    /// opened are closed and <paramref name="sockets"/> is left as it was.
     /// </summary>
-    public static void BindAndListen(IPEndPoint endpoint, int count, int backlog, List<Socket> sockets)
+    public static void Bind(IPEndPoint endpoint, int count, List<Socket> sockets)
     {
         var first = sockets.Count;
         try
@@ -25,9 +26,7 @@ internal static class ListenSocketBinder
             for (var i = 0; i < count; i++)
             {
                 var target = sockets.Count == 0 ? endpoint : new IPEndPoint(endpoint.Address, ((IPEndPoint)sockets[0].LocalEndPoint!).Port);
-                var socket = CreateBound(target);
-                sockets.Add(socket);
-                socket.Listen(backlog);
+                sockets.Add(CreateBound(target));
             }
         }
         catch

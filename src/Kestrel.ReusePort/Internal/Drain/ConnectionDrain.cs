@@ -1,0 +1,66 @@
+using System;
+using System.Diagnostics;
+using System.Globalization;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Kestrel.ReusePort.Internal;
+
+/// <summary>
+/// The drain of a stopping instance: stop accepting, then wait until the last connection is gone or the bound is
+/// reached, saying meanwhile how many are left. What each request is told is the <see cref="DrainMiddleware"/>'s part.
+/// </summary>
+internal static class ConnectionDrain
+{
+    private static readonly TimeSpan s_pollInterval = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan s_statusInterval = TimeSpan.FromSeconds(1);
+
+    public static async Task RunAsync(ReusePortSocketTransportFactory factory, TimeSpan bound, DrainSignal signal, SystemdNotifier notifier, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var endpoints = await factory.StopAcceptingAsync().ConfigureAwait(false);
+        signal.Trigger();
+        var tracker = factory.Tracker;
+        var logger = factory.Logger;
+        ReusePortLog.DrainStarted(logger, endpoints, tracker.OpenConnections, tracker.BusyConnections, bound);
+
+        var nextStatus = TimeSpan.Zero;
+        using (var timer = new PeriodicTimer(s_pollInterval))
+        {
+            try
+            {
+                while (tracker.OpenConnections > 0 && Stopwatch.GetElapsedTime(started) < bound)
+                {
+                    var elapsed = Stopwatch.GetElapsedTime(started);
+                    if (elapsed >= nextStatus)
+                    {
+                        notifier.Status(string.Create(CultureInfo.InvariantCulture,
+                            $"Draining {tracker.OpenConnections} connections ({tracker.BusyConnections} with a request in flight), {elapsed.TotalSeconds:0} s of at most {bound.TotalSeconds:0} s"));
+                        nextStatus = elapsed + s_statusInterval;
+                    }
+
+                    await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // The host's shutdown timeout is up: Kestrel's own shutdown takes it from here.
+            }
+        }
+
+        var duration = Stopwatch.GetElapsedTime(started);
+        if (tracker.OpenConnections > 0)
+        {
+            var (open, busy) = tracker.EndDrainAtBound();
+            ReusePortLog.DrainBoundReached(logger, (long)duration.TotalMilliseconds, open, busy);
+            notifier.Status($"Drain bound reached: closing {open} connections ({busy} with a request in flight)");
+            factory.Metrics.DrainCompleted(duration, timedOut: true);
+        }
+        else
+        {
+            ReusePortLog.DrainEnded(logger, (long)duration.TotalMilliseconds);
+            notifier.Status("Drained: no connection left");
+            factory.Metrics.DrainCompleted(duration, timedOut: false);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using System.Threading;
+using Microsoft.AspNetCore.Connections;
+
+namespace Kestrel.ReusePort.Internal;
+
+/// <summary>
+/// Counts the connections this transport accepted that are still open, and those with a request in flight, so that a
+/// drain can end as soon as none is open, report what is left at its bound, and count how each connection ended.
+/// </summary>
+internal sealed class ConnectionTracker(ReusePortMetrics metrics)
+{
+    private const int Running = 0;
+    private const int Draining = 1;
+    private const int PastBound = 2;
+
+    private long _open;
+    private long _busy;
+    private int _state;
+
+    public long OpenConnections => Interlocked.Read(ref _open);
+
+    /// <summary>Open connections with at least one request in flight.</summary>
+    public long BusyConnections => Interlocked.Read(ref _busy);
+
+    public bool IsDraining => Volatile.Read(ref _state) != Running;
+
+    internal bool IsPastBound => Volatile.Read(ref _state) == PastBound;
+
+    public void Track(ConnectionContext connection)
+    {
+        var tracked = new TrackedConnection(this);
+        connection.Features.Set(tracked);
+        Interlocked.Increment(ref _open);
+        connection.ConnectionClosed.UnsafeRegister(static state => ((TrackedConnection)state!).OnClosed(), tracked);
+    }
+
+    /// <summary>From now on, every connection that ends is counted by how it ended.</summary>
+    public void BeginDrain() => Interlocked.CompareExchange(ref _state, Draining, Running);
+
+    /// <summary>
+    /// The drain reached its bound and hands what is left to Kestrel's shutdown, which closes idle connections at once
+    /// and lets requests in flight finish until the host's shutdown timeout. Returns the open and the busy count.
+    /// </summary>
+    public (long Open, long Busy) EndDrainAtBound()
+    {
+        Interlocked.CompareExchange(ref _state, PastBound, Draining);
+        return (OpenConnections, BusyConnections);
+    }
+
+    internal void ConnectionBusy(int delta) => Interlocked.Add(ref _busy, delta);
+
+    internal void ConnectionClosed(TrackedConnection connection)
+    {
+        Interlocked.Decrement(ref _open);
+        var outcome = Volatile.Read(ref _state) switch
+        {
+            Draining => connection.Told ?? DrainOutcome.ClientClosed,
+
+            // Past the bound, Kestrel's shutdown closes idle connections, and aborts requests still running at its timeout.
+            PastBound => connection.HasRequestsInFlight ? DrainOutcome.Aborted
+                : connection.FinishedPastBound ? connection.Told ?? DrainOutcome.ConnectionClose
+                : DrainOutcome.ClosedIdle,
+            _ => (DrainOutcome?)null,
+        };
+
+        if (outcome is { } ended)
+        {
+            metrics.DrainConnectionsEnded(ended, 1);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using System.Collections.Generic;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Kestrel.ReusePort.Internal;
+
+/// <summary>
+/// A fixed name in the abstract Unix socket namespace of the network namespace (<c>@kestrel-reuseport/v2/uid-N/endpoint</c>),
+/// listened on by whichever instance binds it first. Only with <c>AbstractRendezvous</c>, for instances that share a
+/// network namespace but neither a directory nor a PID namespace.
+/// </summary>
+/// <remarks>
+/// Any user of the network namespace may bind any abstract name, so a process of another user can take this one
+/// before the app does: the peer checks then refuse it, and socket handoff stays off until it goes away. Abstract
+/// names vanish with their process, so nothing is ever stale.
+/// </remarks>
+internal sealed class AbstractRendezvousName : RendezvousName
+{
+    private readonly string _name;
+
+    public AbstractRendezvousName(IPEndPoint endpoint, uint userId, int version = HandoffProtocol.CurrentVersion)
+    {
+        _name = string.Create(CultureInfo.InvariantCulture, $"kestrel-reuseport/v{version}/uid-{userId}/{endpoint}");
+        WatchEndPoint = new UnixDomainSocketEndPoint("\0" + _name);
+        Version = version;
+    }
+
+    public int Version { get; }
+
+    public override string Description => "@" + _name;
+
+    public override UnixDomainSocketEndPoint WatchEndPoint { get; }
+
+    public override bool CanBeSquatted => true;
+
+    public override IReadOnlyList<RendezvousCandidate> FindRunningInstances() =>
+        [new(WatchEndPoint, Description, ProcessId: null, Version)];
+
+    public override Socket? TryListen()
+    {
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            listener.Bind(WatchEndPoint);
+            listener.Listen(HandoffProtocol.Backlog);
+            return listener;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            listener.Dispose();
+            return null;
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+    }
+
+    public override void Release(bool successorsWaiting)
+    {
+    }
+}

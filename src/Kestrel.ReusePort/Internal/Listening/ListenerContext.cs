@@ -1,0 +1,25 @@
+using System;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace Kestrel.ReusePort.Internal;
+
+/// <summary>What every listener of one transport factory shares.</summary>
+internal sealed class ListenerContext
+{
+    public required ReusePortSocketTransportOptions Options { get; init; }
+
+    public required SocketTransportOptions SocketOptions { get; init; }
+
+    /// <summary>Kestrel's own connection logger, so that existing log filters apply to these connections.</summary>
+    public required ILogger ConnectionLogger { get; init; }
+
+    public required ILogger Logger { get; init; }
+
+    public required ReusePortMetrics Metrics { get; init; }
+
+    public required ConnectionTracker Tracker { get; init; }
+
+    /// <summary>Called when an instance that took this one's sockets over asks it to drain and exit, with that instance's pid.</summary>
+    public required Action<int> StopRequested { get; init; }
+}

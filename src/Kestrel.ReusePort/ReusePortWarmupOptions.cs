@@ -1,0 +1,59 @@
+using System;
+using System.Collections.Generic;
+
+namespace Kestrel.ReusePort;
+
+/// <summary>
+/// The warm-up of a starting instance (<see cref="ReusePortSocketTransportOptions.Warmup"/>): before it accepts a
+/// connection from the port's shared sockets, it sends these requests through Kestrel's real pipeline for every
+/// endpoint (HTTP/1.1, and TLS and HTTP/2 where the endpoint has them), over a private loopback socket that no other
+/// instance and no other client can reach.
+/// </summary>
+/// <remarks>
+/// A fresh .NET instance spends 100-200 ms on its first request (tier-0 JIT of the HTTP path, the route table, the
+/// endpoint delegates); every client it accepted meanwhile waits for it. Warming up moves that cost before the
+/// instance takes traffic, and before <c>ApplicationStarted</c>, systemd's READY=1 and the "Listening on" log line.
+/// The requests are GETs: they should be safe to repeat and cheap, like a health or home page. They reach the app's
+/// middleware and endpoints from a loopback address, with the user agent <c>Kestrel.ReusePort-warmup</c>.
+/// </remarks>
+public sealed class ReusePortWarmupOptions
+{
+    /// <summary>The default <see cref="Paths"/>.</summary>
+    public static readonly IReadOnlyList<string> DefaultPaths = ["/"];
+
+    /// <summary>The largest allowed <see cref="Requests"/>.</summary>
+    public const int MaxRequests = 100;
+
+    /// <summary>The longest allowed <see cref="Timeout"/>.</summary>
+    public static readonly TimeSpan MaxTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>Whether to warm up. Defaults to <see langword="true"/>.</summary>
+    /// <remarks>
+    /// Without warm-up the instance still accepts only once the application has started (after every hosted service's
+    /// StartAsync), and its first clients pay for the cold pipeline.
+    /// </remarks>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// The paths to GET, each starting with <c>/</c>. Empty (the default) means <see cref="DefaultPaths"/>: <c>/</c>,
+    /// which builds the route table and every endpoint's request delegate whatever it answers, 404 included.
+    /// </summary>
+    /// <remarks>Add the endpoints whose first call is costly (a JSON type's first serialization, a view's compilation).</remarks>
+    public IList<string> Paths { get; } = [];
+
+    /// <summary>How many times each path is requested, per endpoint and protocol. Defaults to 2. Allowed range: 1 to <see cref="MaxRequests"/>.</summary>
+    public int Requests { get; set; } = 2;
+
+    /// <summary>
+    /// The longest the whole warm-up may take; past it the instance logs which request did not finish and begins to
+    /// serve. Defaults to 10 seconds. Allowed range: more than zero, at most <see cref="MaxTimeout"/>.
+    /// </summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The host name the requests carry (Host header and TLS server name). Defaults to <see langword="null"/>:
+    /// <c>localhost</c> for loopback and wildcard endpoints, else the endpoint's address. Set it when host filtering,
+    /// host-based routing or the certificate selection needs a real name.
+    /// </summary>
+    public string? Host { get; set; }
+}
