@@ -1,3 +1,5 @@
+using System.Net.WebSockets;
+using System.Text;
 using Kestrel.ReusePort;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 
@@ -6,15 +8,74 @@ var builder = WebApplication.CreateBuilder(args);
 // The one line: every IP endpoint gets one SO_REUSEPORT socket per core, shareable with other instances of this app.
 builder.WebHost.UseReusePortSockets();
 
-// Options can also come from configuration, e.g. --ReusePort:ListenerCount=4 or ReusePort__DrainTimeout=00:00:10.
+// Options can also come from configuration, e.g. --ReusePort:ListenerCount=4 or ReusePort__StopPredecessor=true.
 builder.Services.Configure<ReusePortSocketTransportOptions>(builder.Configuration.GetSection("ReusePort"));
 
 // Kestrel's own socket options (IOQueueCount, Backlog, NoDelay, ...) apply to the connections of both transports.
 builder.Services.Configure<SocketTransportOptions>(builder.Configuration.GetSection("SocketTransport"));
 
+// Kestrel's limits, which WebApplication does not read from configuration by itself, e.g.
+// --Kestrel:Limits:KeepAliveTimeout=00:01:00: a draining instance keeps an idle keep-alive connection that long too.
+builder.WebHost.ConfigureKestrel(kestrel => builder.Configuration.GetSection("Kestrel:Limits").Bind(kestrel.Limits));
+
 var app = builder.Build();
 
 app.MapGet("/", () => $"Hello from pid {Environment.ProcessId}\n");
 app.MapGet("/healthz", () => "ok\n");
+
+// A slow request: a deploy lets it finish on the old instance, within the drain's bound.
+app.MapGet("/delay/{milliseconds:int}", async (int milliseconds, CancellationToken aborted) =>
+{
+    await Task.Delay(milliseconds, aborted);
+    return $"Hello from pid {Environment.ProcessId} after {milliseconds} ms\n";
+});
+
+// A long-lived request ends gracefully when its instance drains: the WebSocket closes with 1012 (Service Restart),
+// and the client's reconnection reaches the new instance, since the draining one no longer accepts.
+app.UseWebSockets();
+app.Map("/ws", async (HttpContext context, IReusePortLifetime lifetime) =>
+{
+    if (!context.WebSockets.IsWebSocketRequest)
+    {
+        return Results.BadRequest("WebSocket only\n");
+    }
+
+    using var socket = await context.WebSockets.AcceptWebSocketAsync();
+    await socket.SendAsync(Encoding.UTF8.GetBytes($"Hello from pid {Environment.ProcessId}"), WebSocketMessageType.Text, true, context.RequestAborted);
+
+    // A pending receive must not be cancelled (that aborts the socket): the close frame is sent beside it instead.
+    var draining = new TaskCompletionSource();
+    using var registration = lifetime.Draining.Register(() => draining.TrySetResult());
+    var buffer = new byte[4096];
+    var receiving = socket.ReceiveAsync(buffer, context.RequestAborted);
+    while (true)
+    {
+        if (await Task.WhenAny(receiving, draining.Task) == draining.Task)
+        {
+            await socket.CloseOutputAsync((WebSocketCloseStatus)1012, "Service Restart", context.RequestAborted);
+            draining = new TaskCompletionSource();
+            continue;
+        }
+
+        // Echo until the client closes (or answers this instance's close).
+        var message = await receiving;
+        if (message.MessageType == WebSocketMessageType.Close)
+        {
+            if (socket.State == WebSocketState.CloseReceived)
+            {
+                await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, context.RequestAborted);
+            }
+
+            return Results.Empty;
+        }
+
+        if (socket.State == WebSocketState.Open)
+        {
+            await socket.SendAsync(buffer.AsMemory(0, message.Count), message.MessageType, message.EndOfMessage, context.RequestAborted);
+        }
+
+        receiving = socket.ReceiveAsync(buffer, context.RequestAborted);
+    }
+});
 
 app.Run();

@@ -93,6 +93,9 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
 
     internal ReusePortMetrics Metrics { get; }
 
+    /// <summary>When this instance started (its transport was created), on the machine's monotonic clock.</summary>
+    internal long StartedAt { get; } = HandoffProtocol.MonotonicNow();
+
     internal ConnectionTracker Tracker { get; }
 
     internal ILogger Logger => _logger;

@@ -27,6 +27,11 @@ public class OptionsValidationTests
         { "DeferAccept", "DeferAccept=-1s", ["ReusePortSocketTransportOptions.DeferAccept", "between 00:00:00 and 00:10:00", "but was -00:00:01"] },
         { "FastOpenQueueLength", "FastOpenQueueLength=70000", ["ReusePortSocketTransportOptions.FastOpenQueueLength", "between 0 and 65535", "but was 70000"] },
         { "UnsupportedPlatformBehavior", "UnsupportedPlatformBehavior=7", ["ReusePortSocketTransportOptions.UnsupportedPlatformBehavior", "UseStockSockets or Throw", "but was 7"] },
+        { "RendezvousDirectory", "RendezvousDirectory=relative", ["ReusePortSocketTransportOptions.RendezvousDirectory must be an absolute path", "but was 'run/app'"] },
+        { "AbstractRendezvous", "AbstractRendezvous+RendezvousDirectory", ["ReusePortSocketTransportOptions.AbstractRendezvous and ReusePortSocketTransportOptions.RendezvousDirectory cannot both be set"] },
+        { "Warmup.Requests", "Warmup.Requests=0", ["ReusePortSocketTransportOptions.Warmup.Requests", "between 1 and 100", "but was 0"] },
+        { "Warmup.Timeout", "Warmup.Timeout=0", ["ReusePortSocketTransportOptions.Warmup.Timeout", "more than 00:00:00 and at most 00:05:00", "but was 00:00:00"] },
+        { "Warmup.Paths", "Warmup.Paths=healthz", ["ReusePortSocketTransportOptions.Warmup.Paths", "start with '/'", "but has 'healthz'"] },
     };
 
     [Theory]
@@ -116,6 +121,11 @@ public class OptionsValidationTests
             case "DeferAccept=-1s": options.DeferAccept = TimeSpan.FromSeconds(-1); break;
             case "FastOpenQueueLength=70000": options.FastOpenQueueLength = 70000; break;
             case "UnsupportedPlatformBehavior=7": options.UnsupportedPlatformBehavior = (UnsupportedPlatformBehavior)7; break;
+            case "RendezvousDirectory=relative": options.RendezvousDirectory = "run/app"; break;
+            case "AbstractRendezvous+RendezvousDirectory": options.AbstractRendezvous = true; options.RendezvousDirectory = "/run/app"; break;
+            case "Warmup.Requests=0": options.Warmup.Requests = 0; break;
+            case "Warmup.Timeout=0": options.Warmup.Timeout = TimeSpan.Zero; break;
+            case "Warmup.Paths=healthz": options.Warmup.Paths.Add("healthz"); break;
             default: throw new ArgumentOutOfRangeException(nameof(setting), setting, null);
         }
     }

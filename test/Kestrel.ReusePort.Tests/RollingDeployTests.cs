@@ -54,10 +54,8 @@ public class RollingDeployTests(ITestOutputHelper output)
         Assert.True(next.HasOutput(l => l.Contains("(2 taken over from a running instance)", StringComparison.Ordinal)), next.Output);
 
         // With both instances frozen, new connections wait in the sockets' accept queues, requests sent.
-        old.Signal(SigStop);
-        next.Signal(SigStop);
-        await WaitUntilStoppedAsync(old);
-        await WaitUntilStoppedAsync(next);
+        await old.FreezeAsync();
+        await next.FreezeAsync();
         var clients = new List<RawHttpClient>();
         try
         {
@@ -71,7 +69,7 @@ public class RollingDeployTests(ITestOutputHelper output)
             // kill -9 closes every descriptor the old instance had, its copies of the listening sockets among them.
             old.Kill();
             await old.WaitForExitAsync(s_exitTimeout);
-            next.Signal(SigCont);
+            next.Thaw();
 
             // The sockets, and the connections queued on them, live on in the new instance: every request is answered.
             foreach (var client in clients)
@@ -83,7 +81,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         }
         finally
         {
-            next.Signal(SigCont);
+            next.Thaw();
             foreach (var client in clients)
             {
                 client.Dispose();
@@ -231,7 +229,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
         using var hung = await StartOwnerAsync(urls, s_arguments, "hung", endPoint, port);
-        hung.Signal(SigStop);
+        await hung.FreezeAsync();
         try
         {
             using var next = SampleProcess.Start(urls, [.. s_arguments, "--ReusePort:HandoffTimeout=00:00:02"], name: "next");
@@ -253,7 +251,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         }
         finally
         {
-            hung.Signal(SigCont);
+            hung.Thaw();
         }
     }
 
@@ -291,8 +289,6 @@ public class RollingDeployTests(ITestOutputHelper output)
         Assert.Single(app.OutputLines, l => l.Contains($"net.ipv4.tcp_migrate_req is {value}:", StringComparison.Ordinal));
     }
 
-    private const int SigCont = 18;
-    private const int SigStop = 19;
 
     /// <summary>Starts an instance and waits until it serves and offers its sockets at the rendezvous.</summary>
     private static async Task<SampleProcess> StartOwnerAsync(string urls, string[] arguments, string name, IPEndPoint endPoint, int port)
@@ -311,13 +307,4 @@ public class RollingDeployTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>SIGSTOP takes effect as each thread is next scheduled; wait until every thread of the process is stopped.</summary>
-    private static Task WaitUntilStoppedAsync(ChildProcess process) => Eventually.UntilAsync(
-        () => Directory.GetDirectories($"/proc/{process.Pid}/task").All(task =>
-        {
-            var stat = File.ReadAllText(Path.Combine(task, "stat"));
-            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
-        }),
-        TimeSpan.FromSeconds(10),
-        $"{process} to stop");
 }

@@ -117,19 +117,24 @@ internal sealed class ReusePortHostLifecycle(
         {
             try
             {
-                if (await predecessor.RequestStopAsync(s_stopRequestTimeout, cancellationToken).ConfigureAwait(false))
+                switch (await predecessor.RequestStopAsync(factory.StartedAt, s_stopRequestTimeout, cancellationToken).ConfigureAwait(false))
                 {
-                    ReusePortLog.PredecessorStopped(factory.Logger, predecessor.ProcessId);
-                }
-                else
-                {
-                    ReusePortLog.PredecessorNotStopped(factory.Logger, predecessor.ProcessId,
-                        predecessor.Version < 2 ? "it runs a release that does not know this request" : "it closed the connection without acknowledging", null);
+                    case HandoffProtocol.StopAccepted:
+                        ReusePortLog.PredecessorStopped(factory.Logger, predecessor.ProcessId);
+                        break;
+                    case HandoffProtocol.StopRefused:
+                        ReusePortLog.PredecessorNotStopped(factory.Logger, predecessor.ProcessId,
+                            "it began serving only after this instance started, so it is a new instance too, started at the same time", null);
+                        break;
+                    default:
+                        ReusePortLog.PredecessorNotStopped(factory.Logger, predecessor.ProcessId,
+                            predecessor.Version < 2 ? "it runs a release that does not know this request" : "it closed the connection without an answer", null);
+                        break;
                 }
             }
             catch (Exception e) when (e is OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
             {
-                ReusePortLog.PredecessorNotStopped(factory.Logger, predecessor.ProcessId, "it did not acknowledge in time", e);
+                ReusePortLog.PredecessorNotStopped(factory.Logger, predecessor.ProcessId, "it did not answer in time", e);
             }
         }
 

@@ -192,6 +192,26 @@ public class ChildProcess : IDisposable
         }
     }
 
+    /// <summary>
+    /// SIGSTOP, and waits until every thread has stopped: the signal takes effect as each thread is next scheduled, and
+    /// a thread still running could accept one more connection meanwhile.
+    /// </summary>
+    public Task FreezeAsync()
+    {
+        Signal(LibC.SigStop);
+        return Eventually.UntilAsync(
+            () => Directory.GetDirectories($"/proc/{Pid}/task").All(task =>
+            {
+                var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
+            }),
+            TimeSpan.FromSeconds(10),
+            $"{this} to stop");
+    }
+
+    /// <summary>SIGCONT: lets a frozen process run again.</summary>
+    public void Thaw() => Signal(LibC.SigCont);
+
     /// <summary>SIGKILL, if it still runs.</summary>
     public void Kill()
     {

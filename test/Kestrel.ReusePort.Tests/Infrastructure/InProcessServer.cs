@@ -86,12 +86,18 @@ public sealed class InProcessServer : IAsyncDisposable
             builder.WebHost.UseUrls([.. options.Urls]);
         }
 
+        if (options.ShutdownTimeout is { } shutdownTimeout)
+        {
+            builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = shutdownTimeout);
+        }
+
         options.ConfigureBuilder?.Invoke(builder);
 
         var app = builder.Build();
         var greeting = $"Hello from {options.Name} pid {Environment.ProcessId}\n";
         app.MapGet("/", () => greeting);
         app.MapGet("/healthz", () => "ok\n");
+        options.ConfigureApp?.Invoke(app);
         return new InProcessServer(app, logs, options.Name);
     }
 

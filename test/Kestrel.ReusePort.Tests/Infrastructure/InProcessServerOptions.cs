@@ -25,4 +25,10 @@ public sealed class InProcessServerOptions
 
     /// <summary>Anything else, called last before Build.</summary>
     public Action<WebApplicationBuilder>? ConfigureBuilder { get; init; }
+
+    /// <summary>More endpoints or middleware, after <c>GET /</c> and <c>GET /healthz</c>.</summary>
+    public Action<WebApplication>? ConfigureApp { get; init; }
+
+    /// <summary><c>HostOptions.ShutdownTimeout</c>, which bounds the drain; the host's default (30 s) when null.</summary>
+    public TimeSpan? ShutdownTimeout { get; init; }
 }

@@ -7,6 +7,8 @@ internal static unsafe partial class LibC
 {
     public const int SigKill = 9;
     public const int SigTerm = 15;
+    public const int SigCont = 18;
+    public const int SigStop = 19;
 
     private const int AtFdCwd = -100;
     private const int AtSymlinkNoFollow = 0x100;

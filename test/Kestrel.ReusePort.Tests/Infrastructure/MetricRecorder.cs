@@ -13,9 +13,15 @@ public sealed class MetricRecorder : IDisposable
     public const string AcceptedConnections = "kestrel.reuseport.accepted_connections";
     public const string AcceptErrors = "kestrel.reuseport.accept_errors";
     public const string ListeningSockets = "kestrel.reuseport.listening_sockets";
+    public const string HandoffSockets = "kestrel.reuseport.handoff.sockets";
+    public const string HandoffDuration = "kestrel.reuseport.handoff.duration";
+    public const string WarmupDuration = "kestrel.reuseport.warmup.duration";
+    public const string DrainDuration = "kestrel.reuseport.drain.duration";
+    public const string DrainConnections = "kestrel.reuseport.drain.connections";
 
     private readonly MeterListener _listener = new();
     private readonly ConcurrentQueue<RecordedMeasurement> _measurements = new();
+    private readonly ConcurrentDictionary<string, string?> _units = new();
 
     /// <param name="meterScope">The app's <see cref="IMeterFactory"/>: the scope of the meters it creates.</param>
     public MetricRecorder(object meterScope)
@@ -25,28 +31,35 @@ public sealed class MetricRecorder : IDisposable
         {
             if (instrument.Meter.Name == MeterName && ReferenceEquals(instrument.Meter.Scope, meterScope))
             {
+                _units[instrument.Name] = instrument.Unit;
                 listener.EnableMeasurementEvents(instrument);
             }
         };
-        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
-        {
-            var copy = new Dictionary<string, object?>();
-            foreach (var tag in tags)
-            {
-                copy[tag.Key] = tag.Value;
-            }
-
-            _measurements.Enqueue(new RecordedMeasurement(instrument.Name, value, copy));
-        });
+        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => Record(instrument, value, tags));
+        _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) => Record(instrument, value, tags));
         _listener.Start();
     }
+
+    /// <summary>The unit every instrument of the meter was published with, by instrument name.</summary>
+    public IReadOnlyDictionary<string, string?> Units => _units;
 
     public IReadOnlyList<RecordedMeasurement> Measurements(string instrument) =>
         [.. _measurements.Where(m => m.Instrument == instrument)];
 
     /// <summary>The sum of an instrument's measurements (a counter's total, an up-down counter's current value).</summary>
     public long Sum(string instrument, Func<RecordedMeasurement, bool>? filter = null) =>
-        Measurements(instrument).Where(filter ?? (_ => true)).Sum(m => m.Value);
+        (long)Measurements(instrument).Where(filter ?? (_ => true)).Sum(m => m.Value);
 
     public void Dispose() => _listener.Dispose();
+
+    private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        var copy = new Dictionary<string, object?>();
+        foreach (var tag in tags)
+        {
+            copy[tag.Key] = tag.Value;
+        }
+
+        _measurements.Enqueue(new RecordedMeasurement(instrument.Name, value, copy));
+    }
 }

@@ -22,6 +22,8 @@ public sealed class SampleProcess : ChildProcess
         "--Logging:Console:FormatterOptions:SingleLine=true",
     ];
 
+    private static readonly TimeSpan s_graceOnDispose = TimeSpan.FromSeconds(5);
+
     private readonly string? _copy;
 
     private SampleProcess(ChildProcessStartInfo startInfo, string? copy)
@@ -137,6 +139,19 @@ public sealed class SampleProcess : ChildProcess
 
     protected override void Dispose(bool disposing)
     {
+        // A clean stop removes the instance's rendezvous files; SIGKILL (the base's last resort) would leave them stale.
+        if (disposing && !HasExited)
+        {
+            try
+            {
+                Signal(LibC.SigTerm);
+                WaitForExitAsync(s_graceOnDispose).GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (e is TimeoutException or InvalidOperationException)
+            {
+            }
+        }
+
         base.Dispose(disposing);
         if (disposing)
         {

@@ -97,4 +97,7 @@ internal static partial class ReusePortLog
 
     [LoggerMessage(30, LogLevel.Debug, "The first release's rendezvous '{Place}' is held by process {ProcessId} of user id {PeerUserId}, not by an older instance of this app; it is ignored.", EventName = "LegacyRendezvousRefused")]
     public static partial void LegacyRendezvousRefused(ILogger logger, string place, int processId, uint peerUserId);
+
+    [LoggerMessage(31, LogLevel.Information, "Process {ProcessId} took over the sockets of {EndPoint} and asked this instance to drain and exit, but this instance began serving only after that process started: both are new, so this one keeps running.", EventName = "StopRefused")]
+    public static partial void StopRefused(ILogger logger, int processId, EndPoint endPoint);
 }

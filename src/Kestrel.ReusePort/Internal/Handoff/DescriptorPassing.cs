@@ -15,6 +15,8 @@ internal static unsafe class DescriptorPassing
 {
     private const int EAGAIN = 11;
     private const int EINTR = 4;
+    private const int EPIPE = 32;
+    private const int ECONNRESET = 104;
 
     /// <summary>The most descriptors one message may carry; the kernel's own limit is 253 (SCM_MAX_FD).</summary>
     public const int MaxDescriptors = 253;
@@ -139,6 +141,12 @@ internal static unsafe class DescriptorPassing
                 if (errno == EINTR)
                 {
                     continue;
+                }
+
+                if (errno is ECONNRESET or EPIPE)
+                {
+                    // The peer went away: reported as the socket error it is, so that callers can tell it from a fault.
+                    throw new SocketException((int)SocketError.ConnectionReset);
                 }
 
                 if (errno != EAGAIN)

@@ -75,16 +75,29 @@ internal static class HandoffClient
                 }
             }
 
-            // Nobody answered: claim the place before opening sockets. If another instance holds it (one that is
-            // starting too, or between two listeners), ask it again shortly instead.
-            if (name.TryListen() is { } claimed)
+            // Nobody answered. If the port's sockets are listening all the same, an instance holds them that is about to
+            // listen at the place (a successor taking over from an instance that just left): ask again shortly, since
+            // sockets of this instance's own would split the port into groups that no longer change hands together.
+            // Otherwise claim the place before opening sockets; if someone else holds it (an instance starting at the
+            // same moment), ask that one shortly instead.
+            var lastChance = Remaining(deadline) <= s_retryDelay;
+            if ((lastChance || !ProcessSockets.HasListeners(endpoint)) && name.TryListen() is { } claimed)
             {
-                ReusePortLog.HandoffNone(logger, endpoint, name.Description);
-                metrics.HandoffCompleted(endpointTags, Stopwatch.GetElapsedTime(started), "no_running_instance", errorType: null);
+                if (lastChance && ProcessSockets.HasListeners(endpoint))
+                {
+                    ReusePortLog.HandoffFailed(logger, endpoint, $"the port's sockets are held by an instance that did not offer them at {name.Description} within {timeout}");
+                    metrics.HandoffCompleted(endpointTags, Stopwatch.GetElapsedTime(started), "failed", "timeout");
+                }
+                else
+                {
+                    ReusePortLog.HandoffNone(logger, endpoint, name.Description);
+                    metrics.HandoffCompleted(endpointTags, Stopwatch.GetElapsedTime(started), "no_running_instance", errorType: null);
+                }
+
                 return new HandoffAcquisition([], null, claimed);
             }
 
-            if (Remaining(deadline) <= s_retryDelay)
+            if (lastChance)
             {
                 failure = $"{name.Description} is held by an instance that did not hand its sockets over within {timeout}";
                 errorType = "timeout";
@@ -128,9 +141,9 @@ internal static class HandoffClient
             {
                 await connection.ConnectAsync(candidate.EndPoint, timeoutSource.Token).ConfigureAwait(false);
             }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionRefused or SocketError.AddressNotAvailable)
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionRefused or SocketError.AddressNotAvailable or SocketError.ConnectionReset)
             {
-                // Nobody listens (a socket file left by an instance that was killed, or none at all).
+                // Nobody listens (a socket file left by an instance that was killed, or none at all), or it is leaving.
                 return (null, null, null, null);
             }
 
@@ -168,9 +181,16 @@ internal static class HandoffClient
 
             descriptors.Clear();
 
+            if (received == 0 && sockets.Count == 0)
+            {
+                // It closed the connection without answering: it is leaving, and whoever holds the sockets next will
+                // listen there shortly. Not a failure: the caller asks again.
+                return (null, null, null, null);
+            }
+
             if (received != reply.Length || !HandoffProtocol.TryReadReply(reply, candidate.Version, out var count) || count == 0 || count != sockets.Count)
             {
-                throw new InvalidDataException(received == 0 ? "the instance closed the connection" : "the instance sent an unexpected reply");
+                throw new InvalidDataException("the instance sent an unexpected reply");
             }
 
             foreach (var socket in sockets)
@@ -192,6 +212,12 @@ internal static class HandoffClient
             foreach (var socket in sockets)
             {
                 socket.Dispose();
+            }
+
+            if (e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown })
+            {
+                // It went away in the middle of the exchange: it is leaving, as above.
+                return (null, null, null, null);
             }
 
             var reason = e is OperationCanceledException or TimeoutException

@@ -34,6 +34,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ReusePortMetrics _metrics;
     private readonly KeyValuePair<string, object?>[] _endpointTags;
+    private readonly long _servingSince = HandoffProtocol.MonotonicNow();
     private readonly uint _userId = NativeMethods.GetEffectiveUserId();
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Socket, byte> _peers = new();
@@ -202,7 +203,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
                 return;
             }
 
-            var request = await ReceiveMessageAsync(peer, s_requestTimeout, stopping).ConfigureAwait(false);
+            var request = await ReceiveMessageAsync(peer, HandoffProtocol.MessageLength, s_requestTimeout, stopping).ConfigureAwait(false);
             if (request is null || !HandoffProtocol.TryReadRequest(request, out var kind))
             {
                 return;
@@ -214,15 +215,24 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
                 ReusePortLog.HandoffSent(_logger, _sockets.Count, _endpoint, credentials.ProcessId);
                 _metrics.SocketsHandedOver(_endpointTags, _sockets.Count, sent: true);
 
-                // The new instance may come back on this connection, once it accepts on the sockets, to ask this one to go.
-                var followUp = await ReceiveMessageAsync(peer, s_followUpTimeout, stopping).ConfigureAwait(false);
-                if (followUp is not null && HandoffProtocol.TryReadRequest(followUp, out var next) && next == HandoffProtocol.Stop)
+                // The new instance may come back on this connection, once it accepts on the sockets, to ask this one to
+                // go. It is the old one only if it served before the other started; otherwise both are new.
+                var followUp = await ReceiveMessageAsync(peer, HandoffProtocol.StopMessageLength, s_followUpTimeout, stopping).ConfigureAwait(false);
+                if (followUp is not null && HandoffProtocol.TryReadStopRequest(followUp, out var requesterStartedAt))
                 {
+                    var obey = _servingSince < requesterStartedAt;
                     var reply = new byte[HandoffProtocol.MessageLength];
-                    HandoffProtocol.WriteReply(reply, HandoffProtocol.CurrentVersion, 0);
+                    HandoffProtocol.WriteReply(reply, HandoffProtocol.CurrentVersion, obey ? HandoffProtocol.StopAccepted : HandoffProtocol.StopRefused);
                     await peer.SendAsync(reply, SocketFlags.None, stopping).ConfigureAwait(false);
-                    ReusePortLog.StopRequested(_logger, credentials.ProcessId, _endpoint);
-                    _stopRequested(credentials.ProcessId);
+                    if (obey)
+                    {
+                        ReusePortLog.StopRequested(_logger, credentials.ProcessId, _endpoint);
+                        _stopRequested(credentials.ProcessId);
+                    }
+                    else
+                    {
+                        ReusePortLog.StopRefused(_logger, credentials.ProcessId, _endpoint);
+                    }
                 }
 
                 return;
@@ -261,9 +271,9 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
     }
 
     /// <summary>Reads one whole message, or returns null if the peer closed the connection or took too long.</summary>
-    private static async Task<byte[]?> ReceiveMessageAsync(Socket peer, TimeSpan timeout, CancellationToken stopping)
+    private static async Task<byte[]?> ReceiveMessageAsync(Socket peer, int length, TimeSpan timeout, CancellationToken stopping)
     {
-        var message = new byte[HandoffProtocol.MessageLength];
+        var message = new byte[length];
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         deadline.CancelAfter(timeout);
         var read = 0;

@@ -25,33 +25,37 @@ internal sealed class Predecessor : IDisposable
     /// <summary>The protocol version it speaks; only version 2 and later know the stop request.</summary>
     public int Version { get; }
 
-    /// <summary>Asks it to drain and exit; true once it has acknowledged.</summary>
-    public async Task<bool> RequestStopAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// Asks it to drain and exit, saying when this instance started (<paramref name="startedAt"/>, see
+    /// <see cref="HandoffProtocol.MonotonicNow"/>). Returns its answer, or null if it gave none.
+    /// </summary>
+    public async Task<int?> RequestStopAsync(long startedAt, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (Version < 2)
         {
-            return false;
+            return null;
         }
 
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        var message = new byte[HandoffProtocol.MessageLength];
-        HandoffProtocol.WriteRequest(message, Version, HandoffProtocol.Stop);
-        await _connection.SendAsync(message, SocketFlags.None, deadline.Token).ConfigureAwait(false);
+        var request = new byte[HandoffProtocol.StopMessageLength];
+        HandoffProtocol.WriteStopRequest(request, Version, startedAt);
+        await _connection.SendAsync(request, SocketFlags.None, deadline.Token).ConfigureAwait(false);
 
+        var reply = new byte[HandoffProtocol.MessageLength];
         var read = 0;
-        while (read < message.Length)
+        while (read < reply.Length)
         {
-            var n = await _connection.ReceiveAsync(message.AsMemory(read), SocketFlags.None, deadline.Token).ConfigureAwait(false);
+            var n = await _connection.ReceiveAsync(reply.AsMemory(read), SocketFlags.None, deadline.Token).ConfigureAwait(false);
             if (n == 0)
             {
-                return false;
+                return null;
             }
 
             read += n;
         }
 
-        return HandoffProtocol.TryReadReply(message, Version, out var count) && count == 0;
+        return HandoffProtocol.TryReadReply(reply, Version, out var answer) ? answer : null;
     }
 
     public void Dispose() => _connection.Dispose();

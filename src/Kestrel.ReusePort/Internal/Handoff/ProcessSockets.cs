@@ -49,6 +49,9 @@ internal static class ProcessSockets
         return holders;
     }
 
+    /// <summary>Whether any socket listens on <paramref name="endpoint"/>: /proc/net/tcp shows every user's, in this network namespace.</summary>
+    public static bool HasListeners(IPEndPoint endpoint) => ListeningInodes(endpoint).Count > 0;
+
     /// <summary>Abstract Unix sockets accepting connections whose name starts with <paramref name="prefix"/>: inode and name.</summary>
     public static List<(ulong Inode, string Name)> ListeningAbstractSockets(string prefix)
     {

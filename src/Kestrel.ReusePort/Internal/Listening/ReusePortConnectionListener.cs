@@ -362,11 +362,15 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
         return !stopping.IsCancellationRequested;
     }
 
-    /// <summary>A warm-up connection goes through the same pipeline, but is neither counted nor drained.</summary>
+    /// <summary>
+    /// A warm-up connection takes the path of a connection from the port, tracking included, so that the code the first
+    /// client runs has run once; only the accepted-connections counter leaves it out.
+    /// </summary>
     private void DispatchWarmup(Socket accepted)
     {
         if (TryCreateConnection(accepted, socketIndex: -1) is { } connection)
         {
+            _context.Tracker.Track(connection);
             _accepted.Writer.TryWrite(connection);
         }
     }

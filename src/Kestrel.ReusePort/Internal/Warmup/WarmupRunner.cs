@@ -104,9 +104,18 @@ internal static class WarmupRunner
 
         var summary = new StringBuilder();
         var answered = false;
+        var http11Served = false;
         var serverErrors = 0;
         foreach (var version in s_protocols)
         {
+            // Without TLS, Kestrel speaks HTTP/2 only on endpoints that speak nothing else (prior knowledge), and those
+            // answer HTTP/1.1 with a 400 of their own: HTTP/2 is tried there only when HTTP/1.1 got no other answer.
+            // With TLS, ALPN lets an endpoint speak both.
+            if (version == HttpVersion.Version20 && !https && http11Served)
+            {
+                continue;
+            }
+
             var statuses = new List<int>();
             string? protocolFailure = null;
             foreach (var path in paths)
@@ -127,20 +136,21 @@ internal static class WarmupRunner
                         await response.Content.CopyToAsync(Stream.Null, deadline).ConfigureAwait(false);
                         statuses.Add((int)response.StatusCode);
                         serverErrors += (int)response.StatusCode >= 500 ? 1 : 0;
+                        http11Served |= version == HttpVersion.Version11 && response.StatusCode != HttpStatusCode.BadRequest;
                     }
                     catch (OperationCanceledException) when (deadline.IsCancellationRequested)
                     {
                         var what = hostToken.IsCancellationRequested ? "the host stopped" : "the warm-up timed out";
-                        return (Append(summary, $"{what} during GET {path} over HTTP/{version}"), hostToken.IsCancellationRequested ? "canceled" : "timeout");
+                        return (Append(summary, $"{what} during GET {path} over {Name(version)}"), hostToken.IsCancellationRequested ? "canceled" : "timeout");
                     }
                     catch (HttpRequestException e) when (statuses.Count == 0)
                     {
                         // The endpoint does not offer this protocol (or TLS failed): noted, and the next one is tried.
-                        protocolFailure = Describe(e);
+                        protocolFailure = $"no answer ({Describe(e)})";
                     }
                     catch (HttpRequestException e)
                     {
-                        protocolFailure = $"GET {path} failed after {statuses.Count} responses: {Describe(e)}";
+                        protocolFailure = $"GET {path} failed after {statuses.Count} responses ({Describe(e)})";
                     }
                 }
             }
@@ -148,12 +158,12 @@ internal static class WarmupRunner
             if (statuses.Count > 0)
             {
                 answered = true;
-                Append(summary, $"HTTP/{version}: {statuses.Count} responses ({string.Join(", ", statuses.GroupBy(s => s).Select(g => $"{g.Count()}x {g.Key}"))})");
+                Append(summary, $"{Name(version)} {string.Join(", ", statuses.GroupBy(s => s).Select(g => $"{g.Count()}x {g.Key}"))}");
             }
 
             if (protocolFailure is not null)
             {
-                Append(summary, $"HTTP/{version}: {protocolFailure}");
+                Append(summary, $"{Name(version)} {protocolFailure}");
             }
         }
 
@@ -165,11 +175,13 @@ internal static class WarmupRunner
         return (summary.ToString(), serverErrors > 0 ? "server_error" : null);
     }
 
+    private static string Name(Version version) => version == HttpVersion.Version20 ? "HTTP/2" : "HTTP/1.1";
+
     private static string Append(StringBuilder summary, string text) =>
         summary.Append(summary.Length > 0 ? "; " : string.Empty).Append(text).ToString();
 
     private static string Describe(HttpRequestException e) =>
-        e.InnerException is { } inner ? $"{e.Message} ({inner.Message})" : e.Message;
+        e.InnerException is { } inner && inner.Message != e.Message ? $"{e.Message} {inner.Message}" : e.Message;
 
     private static BindingAddress? TryParse(string address)
     {
