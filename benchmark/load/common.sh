@@ -5,6 +5,8 @@ LOAD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$LOAD_DIR/../.." && pwd)
 REUSEPORT_DLL="$REPO_ROOT/sample/WebApp/bin/Release/net10.0/WebApp.dll"
 STOCK_DLL="$REPO_ROOT/benchmark/StockWebApp/bin/Release/net10.0/StockWebApp.dll"
+# benchmark/LoadTimeline: load with throughput, latency and errors per interval (rolling-restart.sh --tool timeline).
+TIMELINE_DLL="$REPO_ROOT/benchmark/LoadTimeline/bin/Release/net10.0/LoadTimeline.dll"
 # The apps run with --contentRoot set to their output folder: from any other working directory they would not find
 # their appsettings.json, and would log every request at Information level to the console.
 
@@ -76,6 +78,18 @@ build_apps() {
     done
 }
 
+# Release build of benchmark/LoadTimeline, retried like build_apps.
+build_timeline() {
+    local attempt project="$REPO_ROOT/benchmark/LoadTimeline/LoadTimeline.csproj"
+    for attempt in 1 2 3; do
+        log "dotnet build -c Release ${project#"$REPO_ROOT"/} (attempt $attempt)"
+        dotnet build -c Release --nologo -v quiet "$project" >"$WORK_DIR/build-timeline.log" 2>&1 && return 0
+        tail -20 "$WORK_DIR/build-timeline.log" >&2
+        ((attempt < 3)) || die "build of $project failed"
+        sleep 5
+    done
+}
+
 # A loopback port below the ephemeral range (so that no client socket holds it) with no socket on it in any state.
 free_port() {
     local port i low=20000 high=32000
@@ -109,8 +123,9 @@ running() {
 }
 
 # SIGTERM to child $1, then up to $2 seconds for it to exit (then SIGKILL). Sets STOP_SECONDS (time to exit),
-# STOP_STATUS (exit status) and STOP_KILLED (1 if it had to be killed). Call it in the script's own shell, not in
-# $(...): only the parent can wait for the process.
+# STOP_STATUS (exit status), STOP_KILLED (1 if it had to be killed), and STOP_SENT_AT / STOP_EXITED_AT (Unix time of
+# the SIGTERM and of the exit seen, $EPOCHREALTIME). Call it in the script's own shell, not in $(...): only the parent
+# can wait for the process.
 stop_process() {
     local pid=$1 timeout=${2:-15} start=$EPOCHREALTIME deadline
     STOP_KILLED=0
@@ -122,10 +137,12 @@ stop_process() {
         kill -KILL "$pid" 2>/dev/null || true
         STOP_KILLED=1
     fi
+    STOP_EXITED_AT=$EPOCHREALTIME
+    STOP_SENT_AT=$start
     STOP_STATUS=0
     wait "$pid" 2>/dev/null || STOP_STATUS=$?
     untrack_child "$pid"
-    STOP_SECONDS=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+    STOP_SECONDS=$(awk -v a="$start" -v b="$STOP_EXITED_AT" 'BEGIN { printf "%.2f", b - a }')
 }
 
 # Converts wrk/bombardier durations (812.00us, 1.23ms, 2.00s, 1.50m) to milliseconds.

@@ -1,0 +1,8 @@
+namespace LoadTimeline;
+
+internal enum LoadMode
+{
+    Churn,
+    KeepAlive,
+    H2,
+}
