@@ -145,6 +145,15 @@ stop_process() {
     STOP_SECONDS=$(awk -v a="$start" -v b="$STOP_EXITED_AT" 'BEGIN { printf "%.2f", b - a }')
 }
 
+# Stops what start_server started: the server, and the backend behind nginx-proxy.
+stop_server() {
+    stop_process "$SERVER_PID" "${1:-15}"
+    if [[ -n "$SERVER_BACKEND_PID" ]]; then
+        stop_process "$SERVER_BACKEND_PID" "${1:-15}"
+        SERVER_BACKEND_PID=""
+    fi
+}
+
 # Converts wrk/bombardier durations (812.00us, 1.23ms, 2.00s, 1.50m) to milliseconds.
 to_ms() {
     awk -v v="$1" 'BEGIN {
@@ -216,20 +225,65 @@ select_configs() {
     fi
     IFS=, read -r -a CONFIG_LIST <<<"$list"
     for config in "${CONFIG_LIST[@]}"; do
-        [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|reuseport-defer|nginx)$ ]] || die "unknown configuration $config"
-        [[ "$config" != nginx ]] || require nginx
+        [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|reuseport-defer|nginx|nginx-proxy)$ ]] || die "unknown configuration $config"
+        [[ "$config" != nginx* ]] || require nginx
     done
 }
 
 SERVER_PID=""
 SERVER_NOTE=""
+SERVER_BACKEND_PID=""
 
-# Starts configuration $1 on port $2 (stock, reuseport, reuseport-N, reuseport-defer, nginx; see compare.sh --help);
-# sets SERVER_PID and SERVER_NOTE (what it listens with). Needs WORK_DIR. Further arguments go to the .NET apps.
+# Starts configuration $1 on port $2 (stock, reuseport, reuseport-N, reuseport-defer, nginx, nginx-proxy; see
+# compare.sh --help); sets SERVER_PID, SERVER_NOTE (what it listens with) and, for nginx-proxy, SERVER_BACKEND_PID
+# (the stock Kestrel behind it; stop_server stops both). Needs WORK_DIR. Further arguments go to the .NET apps.
 start_server() {
     local config=$1 port=$2 logfile="$WORK_DIR/$1-$2.log" health=/healthz dll=$REUSEPORT_DLL options=()
     shift 2
+    SERVER_BACKEND_PID=""
     case "$config" in
+        nginx-proxy)
+            # What users run for zero-downtime deploys without this library: nginx in front, blue/green behind it;
+            # here one stock Kestrel behind it, with keep-alive connections from nginx to it, as recommended.
+            local dir="$WORK_DIR/nginx-proxy-$port" backend
+            backend=$(free_port)
+            mkdir -p "$dir/tmp"
+            dotnet "$STOCK_DLL" --contentRoot "${STOCK_DLL%/*}" --urls "http://127.0.0.1:$backend" "$@" >"$WORK_DIR/nginx-proxy-backend-$backend.log" 2>&1 &
+            SERVER_BACKEND_PID=$!
+            track_child "$SERVER_BACKEND_PID"
+            wait_ready "http://127.0.0.1:$backend/healthz" "$SERVER_BACKEND_PID" 30 || die "the stock Kestrel behind nginx-proxy did not answer on port $backend"
+            cat >"$dir/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    upstream kestrel {
+        server 127.0.0.1:$backend;
+        keepalive 64;
+        keepalive_requests 100000000;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://kestrel;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+        }
+    }
+}
+CONF
+            nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$logfile" 2>&1 & ;;
         stock) dll=$STOCK_DLL ;;
         reuseport) ;;
         reuseport-defer) options=(--ReusePort:DeferAccept=00:00:01) ;;
@@ -263,7 +317,7 @@ CONF
             nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$logfile" 2>&1 &
             health=/ ;;
     esac
-    if [[ "$config" != nginx ]]; then
+    if [[ "$config" != nginx* ]]; then
         dotnet "$dll" --contentRoot "${dll%/*}" --urls "http://127.0.0.1:$port" "${options[@]}" "$@" >"$logfile" 2>&1 &
     fi
     SERVER_PID=$!
@@ -271,6 +325,7 @@ CONF
     wait_ready "http://127.0.0.1:$port$health" "$SERVER_PID" 30 || { cat "$logfile" >&2; die "$config did not answer on port $port"; }
     case "$config" in
         nginx) SERVER_NOTE="nginx, worker_processes 2, listen reuseport" ;;
+        nginx-proxy) SERVER_NOTE="nginx reverse proxy (worker_processes 2, upstream keepalive 64) in front of StockWebApp" ;;
         stock) SERVER_NOTE="StockWebApp, one listening socket" ;;
         *) SERVER_NOTE=$(grep -o 'Listening on .* SO_REUSEPORT sockets' "$logfile" | head -1 || true) ;;
     esac

@@ -12,7 +12,10 @@
 #   --connections C     wrk -c (default 32)
 #   --threads T         wrk -t (default 1; the machine has 2 cores and the server needs them)
 #   --configs LIST      comma-separated, from: stock, reuseport (ListenerCount = cores), reuseport-N (ListenerCount N), reuseport-defer (DeferAccept 1 s),
-#                       nginx (default: stock,reuseport,nginx; nginx only when installed)
+#                       nginx (serving the reply itself, listen reuseport), nginx-proxy (nginx as a reverse proxy with upstream
+#                       keep-alive in front of stock Kestrel: what users run for zero-downtime deploys without this library)
+#                       (default: stock,reuseport,nginx; nginx only when installed)
+#   --base CONFIG       the configuration the ratios are against (default stock, else the first one)
 #   --modes LIST        keepalive, churn (Connection: close) or both (default keepalive,churn)
 #   --no-bombardier     do not also drive the servers with bombardier even when a real one is on PATH
 #   --no-build          use the existing Release builds
@@ -31,6 +34,7 @@ WARMUP=3s
 CONNECTIONS=32
 THREADS=1
 CONFIGS=""
+BASE_CONFIG=""
 MODES="keepalive,churn"
 USE_BOMBARDIER=1
 BUILD=1
@@ -45,6 +49,7 @@ while (($#)); do
         --connections) CONNECTIONS=$2; shift 2 ;;
         --threads) THREADS=$2; shift 2 ;;
         --configs) CONFIGS=$2; shift 2 ;;
+        --base) BASE_CONFIG=$2; shift 2 ;;
         --modes) MODES=$2; shift 2 ;;
         --no-bombardier) USE_BOMBARDIER=0; shift ;;
         --no-build) BUILD=0; shift ;;
@@ -119,7 +124,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             done
         done
         kill -0 "$SERVER_PID" 2>/dev/null || die "$config (pid $SERVER_PID) died during the run; see $WORK_DIR"
-        stop_process "$SERVER_PID" 15
+        stop_server 15
         ((${STOP_SECONDS%.*} < 10)) || log "$config took ${STOP_SECONDS}s to stop"
     done
 done
@@ -127,8 +132,8 @@ done
 # Medians per configuration, mode and tool; ratios against stock Kestrel (or the first configuration without it).
 column() { awk -F'\t' -v c="$1" -v m="$2" -v t="$3" -v k="$4" 'NR > 1 && $2 == c && $3 == m && $4 == t { print $k }' "$RAW"; }
 sum_column() { column "$@" | awk '{ s += $1 } END { print s + 0 }'; }
-BASE=stock
-[[ " ${CONFIG_LIST[*]} " == *" stock "* ]] || BASE=${CONFIG_LIST[0]}
+BASE=${BASE_CONFIG:-stock}
+[[ " ${CONFIG_LIST[*]} " == *" $BASE "* ]] || BASE=${CONFIG_LIST[0]}
 
 TABLE="$WORK_DIR/table.md"
 PLOT_DATA="$WORK_DIR/plot.dat"
