@@ -35,6 +35,10 @@
 #   --stop-timeout S     longest wait for an old instance to exit after SIGTERM, before SIGKILL (default 35: the drain's
 #                       bound, HostOptions.ShutdownTimeout = 30 s, plus 5 s to exit, as sample/rolling-deploy.sh)
 #   --app-args "ARGS"    extra arguments for every instance, e.g. "--ReusePort:DrainTimeout=00:00:10"
+#   --squatters          as user nobody (needs root and setpriv), before instance 1 starts: take every place another
+#                        user can write that an instance might look at for the handoff (squatter.pl: abstract names,
+#                        kestrel-reuseport directories, sockets that accept and never answer, links in /tmp, /var/tmp
+#                        and /dev/shm); a deploy must lose nothing and take no longer than without them
 #   --control            control run: each "restart" starts and stops a bystander instance on ANOTHER port while
 #                        instance 1 keeps serving, so the start-up and shutdown CPU cost is the same but no socket
 #                        changes hands; shows how much of the restart p99 is only start-up competing for the cores
@@ -76,6 +80,8 @@ APP_ARGS=""
 STEADY=1
 BUILD=1
 CONTROL=0
+SQUATTERS=0
+SQUATTER_PID=""
 SERVER=reuseport
 SERVER_SET=0
 H2C=0
@@ -102,6 +108,7 @@ while (($#)); do
         --app-args) APP_ARGS=$2; shift 2 ;;
         --no-steady) STEADY=0; shift ;;
         --control) CONTROL=1; shift ;;
+        --squatters) SQUATTERS=1; shift ;;
         --timeline-compare) COMPARE=1; shift ;;
         --no-publish) PUBLISH=0; shift ;;
         --no-build) BUILD=0; shift ;;
@@ -144,6 +151,7 @@ read -r -a EXTRA_ARGS <<<"$APP_ARGS"
 MIGRATE_PATH=/proc/sys/net/ipv4/tcp_migrate_req
 MIGRATE_OLD=""
 restore_and_cleanup() {
+    remove_squatter
     cleanup_children
     if [[ -n "$MIGRATE_OLD" ]]; then
         sysctl -q -w net.ipv4.tcp_migrate_req="$MIGRATE_OLD" >/dev/null 2>&1 || echo "$MIGRATE_OLD" >"$MIGRATE_PATH" || log "could not restore net.ipv4.tcp_migrate_req=$MIGRATE_OLD"
@@ -486,9 +494,35 @@ parse_load() {
     esac
 }
 
+# Starts squatter.pl as user nobody for 127.0.0.1:$PORT and waits until it holds every place (--squatters).
+start_squatter() {
+    [[ $(id -u) == 0 ]] || die "--squatters needs root, to run the squatter as user nobody"
+    require setpriv perl
+    local out="$WORK_DIR/squatter.out" rendezvous=/run/kestrel-reuseport
+    [[ -n "${RUNTIME_DIRECTORY:-}" ]] && rendezvous="${RUNTIME_DIRECTORY%%:*}/kestrel-reuseport"
+    setpriv --reuid=nobody --regid=nogroup --clear-groups perl -e "$(cat "$LOAD_DIR/squatter.pl")" "127.0.0.1:$PORT" "$rendezvous" >"$out" 2>&1 &
+    SQUATTER_PID=$!
+    local deadline=$((SECONDS + 20))
+    until grep -q '^squatting$' "$out"; do
+        ((SECONDS < deadline)) && running "$SQUATTER_PID" || { cat "$out" >&2; die "the squatter did not start"; }
+        sleep 0.05
+    done
+    log "user nobody squats $(grep -c '^/' "$out") paths and 3 abstract names for 127.0.0.1:$PORT (pid $SQUATTER_PID)"
+}
+
+# Stops the squatter and removes the paths it made (it prints each one).
+remove_squatter() {
+    [[ -n "$SQUATTER_PID" ]] || return 0
+    kill -KILL "$SQUATTER_PID" 2>/dev/null || true
+    wait "$SQUATTER_PID" 2>/dev/null || true
+    grep '^/' "$WORK_DIR/squatter.out" 2>/dev/null | sort -r | while read -r path; do rm -rf -- "$path"; done
+    SQUATTER_PID=""
+}
+
 # ---- phase 1: rolling restarts under load -------------------------------------------------------------------------
 PORT=$(free_port)
 URL="$SCHEME://127.0.0.1:$PORT/"
+((SQUATTERS)) && start_squatter
 case "$SERVER" in
     reuseport) HOW="rolling restarts" ;;
     nohandoff) HOW="rolling restarts without socket handoff" ;;

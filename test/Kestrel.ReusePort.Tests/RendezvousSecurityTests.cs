@@ -29,16 +29,12 @@ public class RendezvousSecurityTests(ITestOutputHelper output)
 
         // User nobody gets there first: the abstract names of this and of the first release, a name that looks like a
         // discovered one, and directories, socket files, lock files and links under /tmp, /var/tmp and /dev/shm.
-        using var names = PerlScripts.Run(PerlScripts.Squatter,
-            [$"@kestrel-reuseport/v1/uid-0/{endpoint}", $"@kestrel-reuseport/v2/uid-0/{endpoint}", $"@kestrel-reuseport/v2/{endpoint}/00112233445566778899aabbccddeeff"],
-            runAsNobody: true);
-        using var files = PerlScripts.Run(PerlScripts.FileSquatter, [endpoint, Rendezvous.DefaultDirectory!], runAsNobody: true);
+        using var squatter = PerlScripts.RunFile(PerlScripts.SquatterFile, [endpoint, Rendezvous.DefaultDirectory!], runAsNobody: true);
         var instances = new List<SampleProcess>();
         try
         {
-            await names.WaitForOutputAsync(l => l == "squatting", TimeSpan.FromSeconds(20), "the abstract squatter");
-            await files.WaitForOutputAsync(l => l == "squatting", TimeSpan.FromSeconds(20), "the file squatter");
-            output.WriteLine($"Squatted by nobody: {string.Join(", ", files.OutputLines.Where(l => l.StartsWith('/')))}");
+            await squatter.WaitForOutputAsync(l => l == "squatting", TimeSpan.FromSeconds(20), "the squatter");
+            output.WriteLine($"Squatted by nobody: {string.Join(", ", squatter.OutputLines.Where(l => l.StartsWith('/')))}");
 
             var (result, survivor) = await RollingRestart.RunAsync(port, s_arguments, Restarts, mode, instances);
             output.WriteLine($"{mode}, {Restarts} rolling restarts with squatters: {result}");
@@ -59,9 +55,8 @@ public class RendezvousSecurityTests(ITestOutputHelper output)
                 instance.Dispose();
             }
 
-            names.Dispose();
-            files.Dispose();
-            RemoveSquattedPaths(files);
+            squatter.Dispose();
+            RemoveSquattedPaths(squatter);
         }
     }
 

@@ -42,37 +42,20 @@ public static class PerlScripts
         """;
 
     /// <summary>
-    /// Squats the file system places every user can write to, as <c>$ARGV[0]</c> (an endpoint such as
-    /// <c>127.0.0.1:5000</c>) would be named there: directories, socket files that accept and never answer, and
-    /// symbolic links to the real rendezvous directory <c>$ARGV[1]</c>, under /tmp, /var/tmp and /dev/shm. Prints each
-    /// path it made, then <c>squatting</c>.
+    /// benchmark/load/squatter.pl: takes every place another user can write that an instance of the endpoint might
+    /// look at, abstract names and file system alike; prints the paths it made, then <c>squatting</c>.
     /// </summary>
-    public const string FileSquatter = """
-        use strict; use Socket; use IO::Select; $| = 1;
-        my ($endpoint, $real) = @ARGV;
-        my $select = IO::Select->new();
-        for my $base ("/tmp", "/var/tmp", "/dev/shm") {
-            next unless -d $base;
-            for my $dir ("$base/kestrel-reuseport", "$base/kestrel-reuseport-0", "$base/kestrel-reuseport-$>") {
-                mkdir $dir, 0777; chmod 0777, $dir;
-                next unless -d $dir && -O $dir;
-                print "$dir\n";
-                socket(my $l, AF_UNIX, SOCK_STREAM, 0) or die "socket: $!";
-                if (bind($l, pack_sockaddr_un("$dir/$endpoint.sock"))) { listen($l, 128); $select->add($l); print "$dir/$endpoint.sock\n"; }
-                open(my $lock, ">", "$dir/$endpoint.lock") and print "$dir/$endpoint.lock\n";
-            }
-            my $link = "$base/kestrel-reuseport-link";
-            print "$link\n" if symlink($real, $link);
-        }
-        print "squatting\n";
-        my @held;
-        while (my @ready = $select->can_read()) { for my $l (@ready) { my $c; push @held, $c if accept($c, $l); } }
-        """;
+    public static string SquatterFile => Path.Join(RepoPaths.Root, "benchmark", "load", "squatter.pl");
 
-    public static ChildProcess Run(string script, IReadOnlyList<string> arguments, bool runAsNobody) => ChildProcess.Start(new ChildProcessStartInfo
+    public static ChildProcess Run(string script, IReadOnlyList<string> arguments, bool runAsNobody) => Start(["-e", script, .. arguments], runAsNobody);
+
+    /// <summary>Runs a Perl program from a file, handed over as text: nobody may not be able to read the repository.</summary>
+    public static ChildProcess RunFile(string path, IReadOnlyList<string> arguments, bool runAsNobody) => Run(File.ReadAllText(path), arguments, runAsNobody);
+
+    private static ChildProcess Start(IReadOnlyList<string> arguments, bool runAsNobody) => ChildProcess.Start(new ChildProcessStartInfo
     {
         FileName = "/usr/bin/perl",
-        Arguments = ["-e", script, .. arguments],
+        Arguments = arguments,
         WorkingDirectory = Path.GetTempPath(),
         RunAsNobody = runAsNobody,
         Name = runAsNobody ? "perl as nobody" : "perl as root",
