@@ -234,64 +234,12 @@ SERVER_PID=""
 SERVER_NOTE=""
 SERVER_BACKEND_PID=""
 
-# Starts configuration $1 on port $2 (stock, reuseport, reuseport-N, reuseport-defer, nginx, nginx-proxy; see
-# compare.sh --help); sets SERVER_PID, SERVER_NOTE (what it listens with) and, for nginx-proxy, SERVER_BACKEND_PID
-# (the stock Kestrel behind it; stop_server stops both). Needs WORK_DIR. Further arguments go to the .NET apps.
-start_server() {
-    local config=$1 port=$2 logfile="$WORK_DIR/$1-$2.log" health=/healthz dll=$REUSEPORT_DLL options=()
-    shift 2
-    SERVER_BACKEND_PID=""
-    case "$config" in
-        nginx-proxy)
-            # What users run for zero-downtime deploys without this library: nginx in front, blue/green behind it;
-            # here one stock Kestrel behind it, with keep-alive connections from nginx to it, as recommended.
-            local dir="$WORK_DIR/nginx-proxy-$port" backend
-            backend=$(free_port)
-            mkdir -p "$dir/tmp"
-            dotnet "$STOCK_DLL" --contentRoot "${STOCK_DLL%/*}" --urls "http://127.0.0.1:$backend" "$@" >"$WORK_DIR/nginx-proxy-backend-$backend.log" 2>&1 &
-            SERVER_BACKEND_PID=$!
-            track_child "$SERVER_BACKEND_PID"
-            wait_ready "http://127.0.0.1:$backend/healthz" "$SERVER_BACKEND_PID" 30 || die "the stock Kestrel behind nginx-proxy did not answer on port $backend"
-            cat >"$dir/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 2;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    upstream kestrel {
-        server 127.0.0.1:$backend;
-        keepalive 64;
-        keepalive_requests 100000000;
-    }
-    server {
-        listen 127.0.0.1:$port;
-        location / {
-            proxy_pass http://kestrel;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-        }
-    }
-}
-CONF
-            nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$logfile" 2>&1 & ;;
-        stock) dll=$STOCK_DLL ;;
-        reuseport) ;;
-        reuseport-defer) options=(--ReusePort:DeferAccept=00:00:01) ;;
-        reuseport-*) options=(--ReusePort:ListenerCount="${config#reuseport-}") ;;
-        nginx)
-            local dir="$WORK_DIR/nginx-$port"
-            mkdir -p "$dir/tmp"
-            cat >"$dir/nginx.conf" <<CONF
+# Writes $1/nginx.conf: foreground, 2 workers, no access log, keep-alive without a request limit (as Kestrel), temp
+# paths under $1/tmp, and $2 (upstreams and servers) in the http block.
+write_nginx_conf() {
+    local dir=$1 servers=$2
+    mkdir -p "$dir/tmp"
+    cat >"$dir/nginx.conf" <<CONF
 daemon off;
 master_process on;
 worker_processes 2;
@@ -307,13 +255,56 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
+$servers
+}
+CONF
+}
+
+# Starts configuration $1 on port $2 (stock, reuseport, reuseport-N, reuseport-defer, nginx, nginx-proxy; see
+# compare.sh --help); sets SERVER_PID, SERVER_NOTE (what it listens with) and, for nginx-proxy, SERVER_BACKEND_PID
+# (the stock Kestrel behind it; stop_server stops both). Needs WORK_DIR. Further arguments go to the .NET apps.
+start_server() {
+    local config=$1 port=$2 logfile="$WORK_DIR/$1-$2.log" health=/healthz dll=$REUSEPORT_DLL options=()
+    shift 2
+    SERVER_BACKEND_PID=""
+    case "$config" in
+        nginx-proxy)
+            # What users run for zero-downtime deploys without this library: nginx in front, blue/green behind it;
+            # here one stock Kestrel behind it, with keep-alive connections from nginx to it, as recommended.
+            local dir="$WORK_DIR/nginx-proxy-$port" backend
+            backend=$(free_port)
+            dotnet "$STOCK_DLL" --contentRoot "${STOCK_DLL%/*}" --urls "http://127.0.0.1:$backend" "$@" >"$WORK_DIR/nginx-proxy-backend-$backend.log" 2>&1 &
+            SERVER_BACKEND_PID=$!
+            track_child "$SERVER_BACKEND_PID"
+            wait_ready "http://127.0.0.1:$backend/healthz" "$SERVER_BACKEND_PID" 30 || die "the stock Kestrel behind nginx-proxy did not answer on port $backend"
+            write_nginx_conf "$dir" "
+    upstream kestrel {
+        server 127.0.0.1:$backend;
+        keepalive 64;
+        keepalive_requests 100000000;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://kestrel;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host \$host;
+        }
+    }"
+            nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$logfile" 2>&1 & ;;
+        stock) dll=$STOCK_DLL ;;
+        reuseport) ;;
+        reuseport-defer) options=(--ReusePort:DeferAccept=00:00:01) ;;
+        reuseport-*) options=(--ReusePort:ListenerCount="${config#reuseport-}") ;;
+        nginx)
+            local dir="$WORK_DIR/nginx-$port"
+            write_nginx_conf "$dir" "
     default_type text/plain;
     server {
         listen 127.0.0.1:$port reuseport;
-        location / { return 200 "Hello from pid \$pid\n"; }
-    }
-}
-CONF
+        location / { return 200 \"Hello from pid \$pid\\n\"; }
+    }"
             nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$logfile" 2>&1 &
             health=/ ;;
     esac

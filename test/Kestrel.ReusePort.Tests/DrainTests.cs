@@ -24,9 +24,7 @@ public class DrainTests(ITestOutputHelper output)
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
         string[] arguments = ["--ReusePort:ListenerCount=2", $"--Kestrel:Limits:KeepAliveTimeout=00:00:0{KeepAliveSeconds}"];
-        using var old = SampleProcess.Start(urls, arguments, name: "old");
-        await old.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(old, $"127.0.0.1:{port}");
+        using var old = await SampleProcess.StartRunningAsync(port, arguments, "old");
 
         // Two pooled clients on the old instance, idle after one request each.
         using var idle = await RawHttpClient.ConnectAsync(endPoint);
@@ -93,9 +91,7 @@ public class DrainTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var old = SampleProcess.Start(urls, ["--ReusePort:ListenerCount=2"], name: "old");
-        await old.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(old, $"127.0.0.1:{port}");
+        using var old = await SampleProcess.StartRunningAsync(port, ["--ReusePort:ListenerCount=2"], "old");
 
         using var socket = new ClientWebSocket();
         await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/ws"), CancellationToken.None);

@@ -25,9 +25,7 @@ public class FirstConnectionTests(ITestOutputHelper output)
             var port = PortAllocator.GetFreePort();
             var endPoint = new IPEndPoint(IPAddress.Loopback, port);
             var urls = $"http://127.0.0.1:{port}";
-            using var old = SampleProcess.Start(urls, ["--ReusePort:ListenerCount=2"], name: "old");
-            await old.WaitUntilServingAsync(endPoint);
-            await Rendezvous.WaitUntilOfferedAsync(old, $"127.0.0.1:{port}");
+            using var old = await SampleProcess.StartRunningAsync(port, ["--ReusePort:ListenerCount=2"], "old");
             using var next = SampleProcess.Start(urls, ["--ReusePort:ListenerCount=2"], name: "new");
             await next.WaitUntilStartedAsync();
             Assert.True(next.HasOutput(l => l.Contains("(2 taken over from a running instance)", StringComparison.Ordinal)), next.Output);

@@ -67,9 +67,7 @@ public class OneCommandDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var old = SampleProcess.Start(urls, s_arguments, name: "old");
-        await old.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(old, $"127.0.0.1:{port}");
+        using var old = await SampleProcess.StartRunningAsync(port, s_arguments, "old");
 
         // Its warm-up request takes ten minutes: it is killed while it waits for it.
         using (var dying = SampleProcess.Start(urls, [.. s_replacing, "--ReusePort:Warmup:Paths:0=/delay/600000", "--ReusePort:Warmup:Timeout=00:05:00"], name: "dying"))
@@ -94,9 +92,7 @@ public class OneCommandDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var old = SampleProcess.Start(urls, s_arguments, name: "hung");
-        await old.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(old, $"127.0.0.1:{port}");
+        using var old = await SampleProcess.StartRunningAsync(port, s_arguments, "hung");
         await old.FreezeAsync();
         try
         {
@@ -126,9 +122,7 @@ public class OneCommandDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var old = SampleProcess.Start(urls, s_arguments, name: "old");
-        await old.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(old, $"127.0.0.1:{port}");
+        using var old = await SampleProcess.StartRunningAsync(port, s_arguments, "old");
 
         using var first = SampleProcess.Start(urls, s_replacing, name: "first");
         using var second = SampleProcess.Start(urls, s_replacing, name: "second");

@@ -17,9 +17,7 @@ public class OtherUserTests
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var root = SampleProcess.Start(urls, ["--ReusePort:ListenerCount=2"], name: "WebApp as root");
-        await root.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(root, $"127.0.0.1:{port}");
+        using var root = await SampleProcess.StartRunningAsync(port, ["--ReusePort:ListenerCount=2"], "WebApp as root");
 
         using var nobody = SampleProcess.Start(urls, ["--ReusePort:ListenerCount=2"], runAsNobody: true);
         var exitCode = await nobody.WaitForExitAsync(SampleProcess.StartTimeout);
@@ -47,9 +45,7 @@ public class OtherUserTests
     {
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
-        using var root = SampleProcess.Start($"http://127.0.0.1:{port}", ["--ReusePort:ListenerCount=2"], name: "WebApp as root");
-        await root.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(root, $"127.0.0.1:{port}");
+        using var root = await SampleProcess.StartRunningAsync(port, ["--ReusePort:ListenerCount=2"], "WebApp as root");
         var socketFile = Rendezvous.SocketFile(Rendezvous.DefaultDirectory!, $"127.0.0.1:{port}");
         Assert.True(File.Exists(socketFile), socketFile);
 
@@ -78,9 +74,7 @@ public class OtherUserTests
     {
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
-        using var root = SampleProcess.Start($"http://127.0.0.1:{port}", ["--ReusePort:ListenerCount=2", "--ReusePort:AbstractRendezvous=true"], name: "WebApp as root");
-        await root.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(root, $"127.0.0.1:{port}");
+        using var root = await SampleProcess.StartRunningAsync(port, ["--ReusePort:ListenerCount=2", "--ReusePort:AbstractRendezvous=true"], "WebApp as root");
         var name = $"@kestrel-reuseport/v2/uid-0/127.0.0.1:{port}";
 
         // Anyone may connect to an abstract name; the credential check refuses user nobody before a byte is answered.

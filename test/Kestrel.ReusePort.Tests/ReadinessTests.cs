@@ -61,9 +61,7 @@ public class ReadinessTests
     {
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
-        using var old = SampleProcess.Start($"http://127.0.0.1:{port}", ["--ReusePort:ListenerCount=2"], name: "old");
-        await old.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(old, $"127.0.0.1:{port}");
+        using var old = await SampleProcess.StartRunningAsync(port, ["--ReusePort:ListenerCount=2"], "old");
 
         using var notify = new NotifySocket(abstractName: true);
         using var next = SampleProcess.Start($"http://127.0.0.1:{port}", ["--ReusePort:ListenerCount=2"],

@@ -106,9 +106,7 @@ public class RendezvousSecurityTests(ITestOutputHelper output)
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
         var endpoint = $"127.0.0.1:{port}";
-        using var old = SampleProcess.Start(urls, s_arguments, name: "old, host namespaces");
-        await old.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(old, endpoint);
+        using var old = await SampleProcess.StartRunningAsync(port, s_arguments, "old, host namespaces");
 
         // As a container with --network host and /run shared: a PID namespace and a mount namespace of its own, with
         // its own /proc, in which the old instance is not even visible.

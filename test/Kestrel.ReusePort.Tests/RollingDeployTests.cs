@@ -48,7 +48,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         const int Connections = 24;
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
-        using var old = await StartOwnerAsync($"http://127.0.0.1:{port}", s_arguments, "old", endPoint, port);
+        using var old = await SampleProcess.StartRunningAsync(port, s_arguments, "old");
         using var next = SampleProcess.Start($"http://127.0.0.1:{port}", s_arguments, name: "new");
         await next.WaitUntilStartedAsync();
         Assert.True(next.HasOutput(l => l.Contains("(2 taken over from a running instance)", StringComparison.Ordinal)), next.Output);
@@ -96,7 +96,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         string[] arguments = [.. s_arguments, "--ReusePort:DrainTimeout=00:00:20"];
-        using var old = await StartOwnerAsync($"http://127.0.0.1:{port}", arguments, "old", endPoint, port);
+        using var old = await SampleProcess.StartRunningAsync(port, arguments, "old");
 
         var clients = new List<RawHttpClient>();
         try
@@ -153,7 +153,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var old = await StartOwnerAsync(urls, s_arguments, "old", endPoint, port);
+        using var old = await SampleProcess.StartRunningAsync(port, s_arguments, "old");
 
         using var second = SampleProcess.Start(urls, s_arguments, name: "second");
         using var third = SampleProcess.Start(urls, s_arguments, name: "third");
@@ -228,7 +228,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var hung = await StartOwnerAsync(urls, s_arguments, "hung", endPoint, port);
+        using var hung = await SampleProcess.StartRunningAsync(port, s_arguments, "hung");
         await hung.FreezeAsync();
         try
         {
@@ -261,7 +261,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
-        using var old = await StartOwnerAsync(urls, s_arguments, "old", endPoint, port);
+        using var old = await SampleProcess.StartRunningAsync(port, s_arguments, "old");
 
         using (var crashing = SampleProcess.Start(urls, s_arguments, name: "crashing"))
         {
@@ -288,23 +288,4 @@ public class RollingDeployTests(ITestOutputHelper output)
         await app.WaitUntilStartedAsync();
         Assert.Single(app.OutputLines, l => l.Contains($"net.ipv4.tcp_migrate_req is {value}:", StringComparison.Ordinal));
     }
-
-
-    /// <summary>Starts an instance and waits until it serves and offers its sockets at the rendezvous.</summary>
-    private static async Task<SampleProcess> StartOwnerAsync(string urls, string[] arguments, string name, IPEndPoint endPoint, int port)
-    {
-        var instance = SampleProcess.Start(urls, arguments, name: name);
-        try
-        {
-            await instance.WaitUntilServingAsync(endPoint);
-            await Rendezvous.WaitUntilOfferedAsync(instance, $"127.0.0.1:{port}");
-            return instance;
-        }
-        catch
-        {
-            instance.Dispose();
-            throw;
-        }
-    }
-
 }

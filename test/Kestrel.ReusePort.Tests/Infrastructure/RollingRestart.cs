@@ -20,10 +20,8 @@ public static class RollingRestart
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var urls = $"http://127.0.0.1:{port}";
         var endpoint = $"127.0.0.1:{port}";
-        var old = SampleProcess.Start(urls, arguments, name: "instance 0");
+        var old = await SampleProcess.StartRunningAsync(port, arguments, "instance 0");
         instances.Add(old);
-        await old.WaitUntilServingAsync(endPoint);
-        await Rendezvous.WaitUntilOfferedAsync(old, endpoint);
 
         await using var load = LoadGenerator.Start(endPoint, mode);
         await load.WaitForMoreRequestsAsync(200, TimeSpan.FromSeconds(30));

@@ -109,6 +109,26 @@ public sealed class SampleProcess : ChildProcess
         }
     }
 
+    /// <summary>
+    /// Starts the sample on 127.0.0.1:<paramref name="port"/> and waits until it serves and offers its sockets at the
+    /// rendezvous: a running instance to deploy onto. It is disposed if that fails.
+    /// </summary>
+    public static async Task<SampleProcess> StartRunningAsync(int port, IEnumerable<string> arguments, string name, IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        var instance = Start($"http://127.0.0.1:{port}", arguments, environment, name: name);
+        try
+        {
+            await instance.WaitUntilServingAsync(new IPEndPoint(IPAddress.Loopback, port));
+            await Rendezvous.WaitUntilOfferedAsync(instance, $"127.0.0.1:{port}");
+            return instance;
+        }
+        catch
+        {
+            instance.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Waits for the host's "Application started." line.</summary>
     public Task WaitUntilStartedAsync(TimeSpan? timeout = null) =>
         WaitForOutputAsync(line => line.Contains("Application started.", StringComparison.Ordinal), timeout ?? StartTimeout, "'Application started.'");
