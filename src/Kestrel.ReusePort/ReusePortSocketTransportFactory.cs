@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics.Metrics;
 using System.Globalization;
+using System.Linq;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -65,7 +66,7 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
         _socketOptions = socketOptions.Value;
         _stock = new SocketTransportFactory(socketOptions, loggerFactory);
         _logger = loggerFactory.CreateLogger("Kestrel.ReusePort");
-        Metrics = new ReusePortMetrics(meterFactory);
+        Metrics = new ReusePortMetrics(meterFactory, ObserveListeningSockets);
         Tracker = new ConnectionTracker(Metrics);
         Lifetime = new DrainSignal(_logger);
         _context = new ListenerContext
@@ -277,6 +278,14 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
         }
 
         Lifetime.Dispose();
+    }
+
+    private List<Measurement<long>> ObserveListeningSockets()
+    {
+        lock (_gate)
+        {
+            return _listeners.Where(l => l.ListeningSocketCount > 0).Select(l => new Measurement<long>(l.ListeningSocketCount, l.EndpointTags)).ToList();
+        }
     }
 
     /// <summary>Where instances meet, decided at the first bind that needs it; null when the environment's place is refused.</summary>

@@ -88,6 +88,10 @@ public class DeployMetricsTests
         Assert.Equal(2, metrics.Sum(MetricRecorder.DrainConnections));
         var drain = Assert.Single(metrics.Measurements(MetricRecorder.DrainDuration));
         Assert.Equal("completed", drain.Tag("kestrel.reuseport.drain.result"));
+
+        // The same in the log, which outlives a process that exits before any collector reads its meter.
+        Assert.Contains("with 0 connections still open: 1 answered with Connection: close, 0 sent GOAWAY, 1 closed by their clients.",
+            Assert.Single(server.Logs.ReusePortEvents(13)).Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -127,6 +131,8 @@ public class DeployMetricsTests
             Assert.Equal("timed_out", Assert.Single(metrics.Measurements(MetricRecorder.DrainDuration)).Tag("kestrel.reuseport.drain.result"));
             var bound = Assert.Single(server.Logs.ReusePortEvents(18));
             Assert.Contains("with 2 connections still open (1 with a request in flight)", bound.Message, StringComparison.Ordinal);
+            Assert.Contains("Kestrel's shutdown closed 1 idle connections, 0 finished their last request, and 1 were aborted at HostOptions.ShutdownTimeout",
+                Assert.Single(server.Logs.ReusePortEvents(32)).Message, StringComparison.Ordinal);
         }
         finally
         {

@@ -86,7 +86,11 @@ internal sealed class ReusePortHostLifecycle(
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        ConnectionDrain.ReportShutdown(factory.Tracker, factory.Logger);
+        return Task.CompletedTask;
+    }
 
     /// <summary>The drain's bound: the option, else the host's shutdown timeout less Kestrel's reserve.</summary>
     private TimeSpan DrainBound()

@@ -22,6 +22,8 @@ public sealed class MetricRecorder : IDisposable
     private readonly MeterListener _listener = new();
     private readonly ConcurrentQueue<RecordedMeasurement> _measurements = new();
     private readonly ConcurrentDictionary<string, string?> _units = new();
+    private readonly Lock _observing = new();
+    private ConcurrentQueue<RecordedMeasurement> _observations = new();
 
     /// <param name="meterScope">The app's <see cref="IMeterFactory"/>: the scope of the meters it creates.</param>
     public MetricRecorder(object meterScope)
@@ -43,6 +45,17 @@ public sealed class MetricRecorder : IDisposable
     /// <summary>The unit every instrument of the meter was published with, by instrument name.</summary>
     public IReadOnlyDictionary<string, string?> Units => _units;
 
+    /// <summary>Asks the observable instruments for their values now, and returns those of <paramref name="instrument"/>.</summary>
+    public IReadOnlyList<RecordedMeasurement> Observe(string instrument)
+    {
+        lock (_observing)
+        {
+            _observations = new ConcurrentQueue<RecordedMeasurement>();
+            _listener.RecordObservableInstruments();
+            return [.. _observations.Where(m => m.Instrument == instrument)];
+        }
+    }
+
     public IReadOnlyList<RecordedMeasurement> Measurements(string instrument) =>
         [.. _measurements.Where(m => m.Instrument == instrument)];
 
@@ -60,6 +73,14 @@ public sealed class MetricRecorder : IDisposable
             copy[tag.Key] = tag.Value;
         }
 
-        _measurements.Enqueue(new RecordedMeasurement(instrument.Name, value, copy));
+        var measurement = new RecordedMeasurement(instrument.Name, value, copy);
+        if (instrument.IsObservable)
+        {
+            _observations.Enqueue(measurement);
+        }
+        else
+        {
+            _measurements.Enqueue(measurement);
+        }
     }
 }

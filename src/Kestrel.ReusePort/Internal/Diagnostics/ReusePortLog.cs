@@ -44,8 +44,8 @@ internal static partial class ReusePortLog
     [LoggerMessage(12, LogLevel.Information, "Stopped accepting on {ListenerCount} endpoints; draining {ConnectionCount} open connections ({BusyCount} with a request in flight) for up to {DrainTimeout}.", EventName = "DrainStarted")]
     public static partial void DrainStarted(ILogger logger, int listenerCount, long connectionCount, long busyCount, TimeSpan drainTimeout);
 
-    [LoggerMessage(13, LogLevel.Information, "Drain ended after {ElapsedMilliseconds} ms with 0 connections still open.", EventName = "DrainEnded")]
-    public static partial void DrainEnded(ILogger logger, long elapsedMilliseconds);
+    [LoggerMessage(13, LogLevel.Information, "Drain ended after {ElapsedMilliseconds} ms with 0 connections still open: {ConnectionClose} answered with Connection: close, {GoAway} sent GOAWAY, {ClientClosed} closed by their clients.", EventName = "DrainEnded")]
+    public static partial void DrainEnded(ILogger logger, long elapsedMilliseconds, long connectionClose, long goAway, long clientClosed);
 
     [LoggerMessage(14, LogLevel.Warning, "SocketTransportOptions.CreateBoundListenSocket is customised, but SO_REUSEPORT must be set before bind: the custom callback is not used for IP endpoint {EndPoint}.", EventName = "CustomBindIgnored")]
     public static partial void CustomBindIgnored(ILogger logger, EndPoint endPoint);
@@ -100,4 +100,7 @@ internal static partial class ReusePortLog
 
     [LoggerMessage(31, LogLevel.Information, "Process {ProcessId} took over the sockets of {EndPoint} and asked this instance to drain and exit, but this instance began serving only after that process started: both are new, so this one keeps running.", EventName = "StopRefused")]
     public static partial void StopRefused(ILogger logger, int processId, EndPoint endPoint);
+
+    [LoggerMessage(32, LogLevel.Warning, "After the drain's bound, Kestrel's shutdown closed {ClosedIdle} idle connections, {Finished} finished their last request, and {Aborted} were aborted at HostOptions.ShutdownTimeout; before the bound {ConnectionClose} were answered with Connection: close, {GoAway} sent GOAWAY and {ClientClosed} closed by their clients.", EventName = "ShutdownAfterDrain")]
+    public static partial void ShutdownAfterDrain(ILogger logger, long closedIdle, long finished, long aborted, long connectionClose, long goAway, long clientClosed);
 }

@@ -38,14 +38,15 @@ internal sealed class ReusePortMetrics
 
     private readonly Counter<long> _acceptedConnections;
     private readonly Counter<long> _acceptErrors;
-    private readonly UpDownCounter<long> _listeningSockets;
     private readonly Counter<long> _handoffSockets;
     private readonly Histogram<double> _handoffDuration;
     private readonly Histogram<double> _warmupDuration;
     private readonly Histogram<double> _drainDuration;
     private readonly Counter<long> _drainConnections;
 
-    public ReusePortMetrics(IMeterFactory? meterFactory)
+    /// <param name="meterFactory">Creates the meter; a standalone one without it.</param>
+    /// <param name="observeListeningSockets">The listening sockets this process holds now, per endpoint.</param>
+    public ReusePortMetrics(IMeterFactory? meterFactory, Func<IEnumerable<Measurement<long>>> observeListeningSockets)
     {
         var meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
         var durationAdvice = new InstrumentAdvice<double> { HistogramBucketBoundaries = s_durationBuckets };
@@ -54,7 +55,9 @@ internal sealed class ReusePortMetrics
             "Connections accepted from the port's shared sockets, by endpoint and by socket index within the endpoint's SO_REUSEPORT group.");
         _acceptErrors = meter.CreateCounter<long>("kestrel.reuseport.accept_errors", "{error}",
             "Failed accept calls, by endpoint, socket index and error.");
-        _listeningSockets = meter.CreateUpDownCounter<long>("kestrel.reuseport.listening_sockets", "{socket}",
+        // Observed rather than counted up and down: a collector that attaches after the sockets were opened (or a
+        // dotnet-counters session started late) still reads the real number.
+        meter.CreateObservableUpDownCounter("kestrel.reuseport.listening_sockets", observeListeningSockets, "{socket}",
             "Listening sockets this process holds, by endpoint.");
         _handoffSockets = meter.CreateCounter<long>("kestrel.reuseport.handoff.sockets", "{socket}",
             "Listening sockets handed to (sent) or taken from (received) another instance, by endpoint.");
@@ -102,10 +105,6 @@ internal sealed class ReusePortMetrics
             _acceptErrors.Add(1, tags);
         }
     }
-
-    /// <summary>Always with the same attributes for the +1s and the -1s of an endpoint.</summary>
-    public void SocketsChanged(KeyValuePair<string, object?>[] endpointTags, int delta) =>
-        _listeningSockets.Add(delta, endpointTags);
 
     public void SocketsHandedOver(KeyValuePair<string, object?>[] endpointTags, int count, bool sent)
     {

@@ -15,6 +15,21 @@ internal static class ConnectionDrain
     private static readonly TimeSpan s_pollInterval = TimeSpan.FromMilliseconds(20);
     private static readonly TimeSpan s_statusInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Once Kestrel's shutdown is over (the host's StoppedAsync), says how the connections left at the drain's bound
+    /// ended. Nothing when the drain ended before its bound.
+    /// </summary>
+    public static void ReportShutdown(ConnectionTracker tracker, Microsoft.Extensions.Logging.ILogger logger)
+    {
+        if (tracker.IsPastBound)
+        {
+            var finished = tracker.Ended(DrainOutcome.ConnectionClose) + tracker.Ended(DrainOutcome.GoAway)
+                - tracker.EndedByBound(DrainOutcome.ConnectionClose) - tracker.EndedByBound(DrainOutcome.GoAway);
+            ReusePortLog.ShutdownAfterDrain(logger, tracker.Ended(DrainOutcome.ClosedIdle), finished, tracker.Ended(DrainOutcome.Aborted),
+                tracker.EndedByBound(DrainOutcome.ConnectionClose), tracker.EndedByBound(DrainOutcome.GoAway), tracker.EndedByBound(DrainOutcome.ClientClosed));
+        }
+    }
+
     public static async Task RunAsync(ReusePortSocketTransportFactory factory, TimeSpan bound, DrainSignal signal, SystemdNotifier notifier, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
@@ -58,7 +73,8 @@ internal static class ConnectionDrain
         }
         else
         {
-            ReusePortLog.DrainEnded(logger, (long)duration.TotalMilliseconds);
+            ReusePortLog.DrainEnded(logger, (long)duration.TotalMilliseconds,
+                tracker.Ended(DrainOutcome.ConnectionClose), tracker.Ended(DrainOutcome.GoAway), tracker.Ended(DrainOutcome.ClientClosed));
             notifier.Status("Drained: no connection left");
             factory.Metrics.DrainCompleted(duration, timedOut: false);
         }

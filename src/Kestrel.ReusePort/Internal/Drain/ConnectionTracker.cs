@@ -1,3 +1,4 @@
+using System;
 using System.Threading;
 using Microsoft.AspNetCore.Connections;
 
@@ -13,6 +14,8 @@ internal sealed class ConnectionTracker(ReusePortMetrics metrics)
     private const int Draining = 1;
     private const int PastBound = 2;
 
+    private readonly long[] _outcomes = new long[Enum.GetValues<DrainOutcome>().Length];
+    private readonly long[] _outcomesAtBound = new long[Enum.GetValues<DrainOutcome>().Length];
     private long _open;
     private long _busy;
     private int _state;
@@ -43,9 +46,22 @@ internal sealed class ConnectionTracker(ReusePortMetrics metrics)
     /// </summary>
     public (long Open, long Busy) EndDrainAtBound()
     {
-        Interlocked.CompareExchange(ref _state, PastBound, Draining);
+        if (Interlocked.CompareExchange(ref _state, PastBound, Draining) == Draining)
+        {
+            for (var i = 0; i < _outcomes.Length; i++)
+            {
+                _outcomesAtBound[i] = Interlocked.Read(ref _outcomes[i]);
+            }
+        }
+
         return (OpenConnections, BusyConnections);
     }
+
+    /// <summary>How many connections open at the drain's start have ended so far with <paramref name="outcome"/>.</summary>
+    public long Ended(DrainOutcome outcome) => Interlocked.Read(ref _outcomes[(int)outcome]);
+
+    /// <summary>How many had ended with <paramref name="outcome"/> when the drain reached its bound.</summary>
+    public long EndedByBound(DrainOutcome outcome) => _outcomesAtBound[(int)outcome];
 
     internal void ConnectionBusy(int delta) => Interlocked.Add(ref _busy, delta);
 
@@ -65,6 +81,9 @@ internal sealed class ConnectionTracker(ReusePortMetrics metrics)
 
         if (outcome is { } ended)
         {
+            // Counted here too, for the log lines: the process often exits before a periodic metrics collector
+            // (dotnet-counters, a scrape) reads the last ones.
+            Interlocked.Increment(ref _outcomes[(int)ended]);
             metrics.DrainConnectionsEnded(ended, 1);
         }
     }

@@ -74,6 +74,9 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
 
     public bool IsActive => Volatile.Read(ref _active);
 
+    /// <summary>The listening sockets this process holds for the endpoint now: none before activation or once stopped.</summary>
+    public int ListeningSocketCount => IsActive && Volatile.Read(ref _stopped) is null ? _sockets.Count : 0;
+
     /// <summary>Opens the private warm-up socket, whose connections go through this endpoint's Kestrel pipeline.</summary>
     public void StartWarmup() => _warmup ??= WarmupListener.Start(DispatchWarmup);
 
@@ -238,11 +241,6 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
                 socket.Dispose();
             }
 
-            if (_active)
-            {
-                _context.Metrics.SocketsChanged(_endpointTags, -_sockets.Count);
-            }
-
             _accepted.Writer.TryComplete();
         }
         finally
@@ -280,7 +278,6 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
         // (Task.Delay throws OutOfMemoryException, and timers stay broken for the life of the process): start it now.
         _ = Task.Delay(1);
 
-        _context.Metrics.SocketsChanged(_endpointTags, _sockets.Count);
         _acceptLoops = new Task[_sockets.Count];
         for (var i = 0; i < _sockets.Count; i++)
         {
