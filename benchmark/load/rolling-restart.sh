@@ -22,7 +22,7 @@
 #                        port refuses connections in between: its errors are reported, but do not make the exit status 1)
 #   --migrate-req X      run with net.ipv4.tcp_migrate_req=X (0 or 1; restored on exit); default: leave it as it is
 #   --tool T             wrk (default), bombardier (only a real one, codesenberg's, on PATH), h2load (--mode h2 only;
-#                        it prints no report when stopped, so its run is sized up front, see below) or timeline
+#                        a fresh h2load for every restart, see below) or timeline
 #                        (benchmark/LoadTimeline: throughput, p99 and errors per --timeline-ms interval, in
 #                        restarts.tsv and steady.tsv next to report.md)
 #   --connections C      load connections (default 32)
@@ -55,10 +55,11 @@
 #   --keep-tmp           keep the temp dir (logs are copied to results/ anyway)
 # Default total time: 20 restarts x (0.3-1.5 s start-up + 0.1 s drain + 1 s) for the restarts phase, as long again for the
 # steady run, plus the build: about 1.5 to 3 minutes (three times that with --timeline-compare).
-# h2load cannot be stopped with its report (it dies on SIGINT), so its -D is set up front: INTERVAL + RESTARTS x
-# EVERY with --every, else INTERVAL + RESTARTS x (INTERVAL + 2.5 s); the phase lasts until h2load ends, and a warning
-# says so if it ended before the last restart. It prints no latency percentiles, and does not reconnect a connection
-# closed by the draining instance (GOAWAY): for HTTP/2 across restarts, --tool timeline.
+# h2load's HTTP/2 clients never reconnect after a GOAWAY (they end), so with --tool h2load every restart gets a fresh
+# h2load: started before the new instance, with more requests than it can make (-n), it ends by itself once the old
+# instance sent GOAWAY on each of its connections. Its streams are counted from its per-request log (--log-file): a
+# failed stream (status -1) is an error, though h2load's own summary also counts, as failed, the stream each client
+# could not open after the GOAWAY (never sent). It prints no latency percentiles. The steady run is one h2load -D.
 set -euo pipefail
 
 # shellcheck source=benchmark/load/common.sh
@@ -445,7 +446,7 @@ start_load() {
     case "$TOOL" in
         wrk) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency --timeout 2s "${header[@]}" "$url" >"$out" 2>&1 & ;;
         bombardier) bombardier -c "$CONNECTIONS" -d "${seconds}s" -l -p r --timeout 2s "${header[@]}" "$url" >"$out" 2>&1 & ;;
-        h2load) h2load -c "$CONNECTIONS" -m "$STREAMS" -D "$seconds" -N 2 "$url" >"$out" 2>&1 & ;;
+        h2load) h2load -c "$CONNECTIONS" -m "$STREAMS" -D "$seconds" -N 2 --log-file="$out.tsv" "$url" >"$out" 2>&1 & ;;
         timeline)
             dotnet "$TIMELINE_DLL" --url "$url" --mode "$MODE" --connections "$CONNECTIONS" --streams "$STREAMS" \
                 --duration "$seconds" --interval-ms "$TIMELINE_MS" --timeout-ms 2000 --out "$tsv" >"$out" 2>&1 & ;;
@@ -465,6 +466,45 @@ stop_load() {
     if kill -0 "$LOAD_PID" 2>/dev/null; then kill -KILL "$LOAD_PID" 2>/dev/null || true; fi
     wait "$LOAD_PID" 2>/dev/null || true
     untrack_child "$LOAD_PID"
+}
+
+# --tool h2load, restarts phase: starts a fresh h2load against the running instance $1 (pid) for restart $2, and waits
+# until its connections are established there, so the restart drains a loaded instance.
+H2LOAD_PID=""
+start_h2load_for_restart() {
+    local pid=$1 restart=$2 deadline=$((SECONDS + 20)) mine
+    h2load -c "$CONNECTIONS" -m "$STREAMS" -n 1000000000 --log-file="$WORK_DIR/h2load-$restart.tsv" "$URL" >"$WORK_DIR/h2load-$restart.out" 2>&1 &
+    H2LOAD_PID=$!
+    track_child "$H2LOAD_PID"
+    while :; do
+        read -r mine _ <<<"$(connections_of "$pid" 0)"
+        ((mine >= CONNECTIONS)) && break
+        ((SECONDS < deadline)) && running "$H2LOAD_PID" || { cat "$WORK_DIR/h2load-$restart.out" >&2; die "h2load $restart did not connect"; }
+        sleep 0.02
+    done
+}
+
+# Waits for restart $1's h2load to end by itself (GOAWAY on every connection), at most 30 s (then SIGKILL, and the
+# restart counts as failed), and appends "restart streams failed non-2xx seconds" to $WORK_DIR/h2load-restarts.tsv.
+finish_h2load_for_restart() {
+    local restart=$1 deadline=$((SECONDS + 30)) status=0
+    while running "$H2LOAD_PID" && ((SECONDS < deadline)); do sleep 0.02; done
+    if running "$H2LOAD_PID"; then
+        log "h2load $restart did not end within 30 s of the old instance's exit: SIGKILL"
+        kill -KILL "$H2LOAD_PID" 2>/dev/null || true
+        status=1
+    fi
+    wait "$H2LOAD_PID" 2>/dev/null || status=$?
+    untrack_child "$H2LOAD_PID"
+    awk -F'\t' -v r="$restart" -v st="$status" -v secs="$(awk '/^finished in/ { v = $3; s = v + 0; if (v ~ /ms,?$/) s /= 1000; else if (v ~ /us,?$/) s /= 1e6; print s }' "$WORK_DIR/h2load-$restart.out")" '
+        NF >= 2 { n++; if ($2 == -1) f++; else if ($2 < 200 || $2 > 299) bad++ }
+        END { printf "%d\t%d\t%d\t%d\t%s\n", r, n, f + (st != 0), bad, (secs == "" ? 0 : secs) }' "$WORK_DIR/h2load-$restart.tsv" >>"$WORK_DIR/h2load-restarts.tsv"
+}
+
+# The restarts phase of --tool h2load in the fields of parse_wrk, from h2load-restarts.tsv: streams per second of
+# h2load's own running time, streams, failed streams (as read errors), non-2xx.
+parse_h2load_restarts() {
+    awk -F'\t' '{ n += $2; f += $3; bad += $4; secs += $5 } END { printf "%d %d n/a n/a n/a 0 %d 0 0 %d\n", (secs > 0 ? n / secs : 0), n, f, bad }' "$1"
 }
 
 # h2load's summary in the fields of parse_wrk. It prints no latency percentiles (only min/max/mean/sd): n/a. Its
@@ -533,14 +573,13 @@ PHASE="$RESTARTS $HOW"
 log "$PHASE: on $URL, $MODE load ($TOOL, $CONNECTIONS connections$([[ $MODE == h2 ]] && echo " x $STREAMS streams")), tcp_migrate_req=$MIGRATE_NOW${APP_ARGS:+, app args: $APP_ARGS}"
 start_instance
 log "instance 1 (pid $INSTANCE_PID) ready in ${READY_SECONDS}s: $(grep -o 'Listening on .*' "$INSTANCE_LOG" | head -1 || true)"
-if [[ "$TOOL" == h2load ]]; then
-    # sized up front (see the header); the phase lasts until h2load ends
-    drive_seconds=$(awk -v i="$INTERVAL" -v n="$RESTARTS" -v e="${EVERY:-0}" 'BEGIN { d = (e > 0) ? i + n * e : i + n * (i + 2.5); printf "%d\n", d + 0.999 }')
-else
-    drive_seconds=$(awk -v n="$RESTARTS" -v s="$STOP_TIMEOUT" -v i="$INTERVAL" -v e="${EVERY:-0}" 'BEGIN { printf "%d\n", (n + 1) * (s + 30 + i + e) + 60 }')   # an upper bound only: stopped by stop_load
-fi
+drive_seconds=$(awk -v n="$RESTARTS" -v s="$STOP_TIMEOUT" -v i="$INTERVAL" -v e="${EVERY:-0}" 'BEGIN { printf "%d\n", (n + 1) * (s + 30 + i + e) + 60 }')   # an upper bound only: stopped by stop_load
 START_PHASE=$EPOCHREALTIME
-start_load "$URL" "$drive_seconds" "$WORK_DIR/restarts.out" "$WORK_DIR/restarts.tsv"
+if [[ "$TOOL" == h2load ]]; then
+    : >"$WORK_DIR/h2load-restarts.tsv"   # a fresh h2load per restart, started in the loop
+else
+    start_load "$URL" "$drive_seconds" "$WORK_DIR/restarts.out" "$WORK_DIR/restarts.tsv"
+fi
 sleep "$INTERVAL"
 NEXT_START=$EPOCHREALTIME
 LATE_STARTS=0
@@ -564,6 +603,7 @@ for ((restart = 1; restart <= RESTARTS; restart++)); do
     fi
     old_pid=$INSTANCE_PID
     old_log=$INSTANCE_LOG
+    [[ "$TOOL" == h2load ]] && start_h2load_for_restart "$old_pid" "$restart"
     if [[ "$SERVER" == stock ]] && ((CONTROL == 0)); then
         # stop-then-start: the port refuses connections from the SIGTERM until the new instance listens
         read -r old_conns new_conns <<<"$(connections_of "$old_pid" 0)"
@@ -577,6 +617,10 @@ for ((restart = 1; restart <= RESTARTS; restart++)); do
     taken=$(grep -o '([0-9]* taken over' "$INSTANCE_LOG" | head -1 | tr -dc '0-9' || true)
     drain=$(grep -o 'Drain ended after [0-9]* ms with [0-9]* connections still open' "$old_log" | head -1 | sed -E 's/Drain ended after ([0-9]+) ms with ([0-9]+) .*/\1 ms, \2 left/' || true)
     if ((STOP_KILLED)) || ((STOP_STATUS != 0)); then FAILED_STOPS=$((FAILED_STOPS + 1)); fi
+    if [[ "$TOOL" == h2load ]]; then
+        finish_h2load_for_restart "$restart"
+        log "restart $restart: h2load $(tail -1 "$WORK_DIR/h2load-restarts.tsv" | awk -F'\t' '{ printf "%d streams, %d failed, %d non-2xx", $2, $3, $4 }')"
+    fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$restart" "$INSTANCE_PID" "$READY_SECONDS" "${taken:-0}" "$old_pid" "$old_conns" "$new_conns" "$STOP_SECONDS" "$STOP_STATUS" "$STOP_KILLED" "${drain:-none}" \
         "$INSTANCE_STARTED_AT" "$INSTANCE_READY_AT" "$STOP_SENT_AT" "$STOP_EXITED_AT" >>"$EVENTS"
     log "restart $restart/$RESTARTS: pid $INSTANCE_PID ready in ${READY_SECONDS}s (${taken:-0} sockets taken over); connections before SIGTERM: old $old_conns, new $new_conns; pid $old_pid exited ${STOP_STATUS} after ${STOP_SECONDS}s (drain: ${drain:-none})"
@@ -588,14 +632,14 @@ for ((restart = 1; restart <= RESTARTS; restart++)); do
 done
 # with --every, the last restart gets its whole window of load too
 [[ -n "$EVERY" ]] && sleep "$(seconds_until "$NEXT_START")"
-if [[ "$TOOL" == h2load ]] && ! kill -0 "$LOAD_PID" 2>/dev/null; then
-    H2LOAD_SHORT=1
-    log "warning: h2load's -D ${drive_seconds}s ended before the last restart did; the last restarts ran without load (use --every)"
-fi
-stop_load
+[[ "$TOOL" == h2load ]] || stop_load
 PHASE_SECONDS=$(awk -v a="$START_PHASE" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", b - a + 0.5 }')
 stop_process "$INSTANCE_PID" "$STOP_TIMEOUT"
-read -r R_RPS R_REQ R_P50 R_P90 R_P99 R_CON R_READ R_WRITE R_TMO R_NON2XX <<<"$(parse_load "$WORK_DIR/restarts.out" "$WORK_DIR/restarts.tsv")"
+if [[ "$TOOL" == h2load ]]; then
+    read -r R_RPS R_REQ R_P50 R_P90 R_P99 R_CON R_READ R_WRITE R_TMO R_NON2XX <<<"$(parse_h2load_restarts "$WORK_DIR/h2load-restarts.tsv")"
+else
+    read -r R_RPS R_REQ R_P50 R_P90 R_P99 R_CON R_READ R_WRITE R_TMO R_NON2XX <<<"$(parse_load "$WORK_DIR/restarts.out" "$WORK_DIR/restarts.tsv")"
+fi
 
 # ---- phase 2: the same load for as long, without restarts ----------------------------------------------------------
 if ((STEADY)); then
@@ -643,7 +687,6 @@ REPORT="$LOGS_DIR/report.md"
         echo "Restarts: $handoffs of $RESTARTS new instances took the sockets over; start-up median ${ready_median}s; SIGTERM to exit median ${stop_median}s, max ${stop_max:-0}s; $FAILED_STOPS stops failed or were killed."
     fi
     ((LATE_STARTS == 0)) || echo "$LATE_STARTS restarts started late: the previous one took longer than --every ${EVERY}s."
-    [[ -z "${H2LOAD_SHORT:-}" ]] || echo "Warning: h2load's -D ${drive_seconds}s ended before the last restart did: the last restarts ran without load."
     echo
     echo "| phase | seconds | requests | req/s | socket errors connect | read | write | timeout | non-2xx | p50 ms | p90 ms | p99 ms |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -652,7 +695,7 @@ REPORT="$LOGS_DIR/report.md"
     echo
     if ((STEADY)); then
         echo "During restarts against steady state: p99 ${P99_RATIO} (${R_P99} / ${S_P99} ms), throughput ${RPS_RATIO} (${R_RPS} / ${S_RPS} req/s)."
-        [[ "$TOOL" == h2load ]] && echo "h2load prints no latency percentiles (only min, max, mean and sd of the request time; see restarts.out)."
+        [[ "$TOOL" == h2load ]] && echo "h2load prints no latency percentiles (only min, max, mean and sd of the request time; see steady.out)."
         echo
     fi
     if [[ "$TOOL" == timeline && -f "$WORK_DIR/restarts.tsv" ]]; then
@@ -660,12 +703,13 @@ REPORT="$LOGS_DIR/report.md"
         echo "Timeline (restarts.tsv, ${TIMELINE_MS} ms intervals), from the first restart on ($t_n intervals): $t_err with errors; $t_zero (${t_zero_s} s) without a completed request; lowest throughput $t_min req/s (at ${t_min_at} s); highest p99 $t_p99 ms (at ${t_p99_at} s)."
         echo
     fi
-    if [[ "$TOOL" == h2load ]] && ((RESTARTS > 1)); then
-        dropped=$(awk -F'\t' 'NR > 2 && $6 == 0' "$EVENTS" | wc -l)
-        if ((dropped > 0)); then
-            echo "h2load had no connection open on the old instance at $dropped of the restarts after the first: it does not reconnect a connection the draining instance closed (GOAWAY), so its load falls off after the first restart. Use --tool timeline for HTTP/2 across restarts."
-            echo
-        fi
+    if [[ "$TOOL" == h2load ]]; then
+        echo "h2load, a fresh one per restart (it does not reconnect after GOAWAY), loading the old instance until it drained: streams counted from its per-request log (h2load-N.tsv); a failed stream (status -1) is counted under read errors. Per restart (h2load-restarts.tsv: restart, streams, failed, non-2xx, seconds):"
+        echo '```'
+        awk -F'\t' '{ printf "restart %d: %d streams, %d failed, %d non-2xx in %.2f s\n", $1, $2, $3, $4, $5 }' "$WORK_DIR/h2load-restarts.tsv"
+        echo '```'
+        echo "Its throughput counts only the seconds each h2load ran (a connection's load ends at its GOAWAY), so the throughput ratio is rough."
+        echo
     fi
     if [[ -n "$problems" ]]; then
         echo "Warnings and errors logged by the instances (count, line):"

@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using Kestrel.ReusePort.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -72,7 +70,7 @@ public class WarmupTests
     [Fact]
     public async Task WarmupGoesThroughTlsAndHttp2AndNeverReachesTheRunningInstance()
     {
-        using var certificate = SelfSignedCertificate();
+        using var certificate = TestCertificate.Create();
         var port = PortAllocator.GetFreePort();
         var warmups = new ConcurrentQueue<(string Server, string Protocol, bool Https)>();
         InProcessServerOptions Options(string name) => new()
@@ -161,16 +159,5 @@ public class WarmupTests
         {
             hang.TrySetResult();
         }
-    }
-
-    private static X509Certificate2 SelfSignedCertificate()
-    {
-        using var key = RSA.Create(2048);
-        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddDnsName("localhost");
-        request.CertificateExtensions.Add(names.Build());
-        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
-        return X509CertificateLoader.LoadPkcs12(created.Export(X509ContentType.Pkcs12), null);
     }
 }

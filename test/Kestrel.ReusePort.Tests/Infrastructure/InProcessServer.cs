@@ -44,7 +44,7 @@ public sealed class InProcessServer : IAsyncDisposable
     /// </summary>
     public IReadOnlyList<Uri> Addresses =>
         [.. (App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
-            .Where(a => a.StartsWith("http://", StringComparison.Ordinal) && !a.StartsWith("http://unix:", StringComparison.Ordinal))
+            .Where(a => (a.StartsWith("http://", StringComparison.Ordinal) || a.StartsWith("https://", StringComparison.Ordinal)) && !a.Contains("://unix:", StringComparison.Ordinal))
             .Select(a => new Uri(a))];
 
     /// <summary>The port of the first (or only) address.</summary>

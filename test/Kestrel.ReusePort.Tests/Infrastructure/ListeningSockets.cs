@@ -11,6 +11,7 @@ namespace Kestrel.ReusePort.Tests.Infrastructure;
 public static class ListeningSockets
 {
     private const string ListenState = "0A";
+    private const string EstablishedState = "01";
 
     /// <summary>Every listening TCP socket (IPv4 and IPv6) on <paramref name="port"/>.</summary>
     public static IReadOnlyList<ListeningSocket> OnPort(int port) =>
@@ -19,6 +20,10 @@ public static class ListeningSockets
     /// <summary>The listening TCP sockets bound to <paramref name="address"/>:<paramref name="port"/>.</summary>
     public static IReadOnlyList<ListeningSocket> OnEndPoint(IPAddress address, int port) =>
         [.. OnPort(port).Where(s => s.Address.Equals(address))];
+
+    /// <summary>The inodes of the established TCP sockets whose local port is <paramref name="port"/>: a server's accepted connections.</summary>
+    public static IReadOnlySet<long> Established(int port) =>
+        ReadEntries().Where(e => e.State == EstablishedState && e.Port == port).Select(e => e.Inode).ToHashSet();
 
     /// <summary>Whether any TCP socket (listening, connected or in TIME_WAIT) uses <paramref name="port"/> locally.</summary>
     public static bool IsPortInUse(int port) => ReadEntries().Any(e => e.Port == port);

@@ -1,5 +1,4 @@
 using System;
-using System.Diagnostics;
 using System.Threading.Tasks;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
@@ -13,11 +12,16 @@ namespace Kestrel.ReusePort.Internal;
 /// server-side close races with a request the client may be sending on it.
 /// </summary>
 /// <remarks>
-/// Runs first in the pipeline, for the connections this transport accepted from the port (others pass through). It
-/// also counts each connection's requests in flight, which the drain reports at its bound.
+/// Runs first in the pipeline, for the connections this transport accepted from the port (others pass through). A
+/// request already running when the drain begins is told too: an HTTP/1.x response that has not started yet gets
+/// <c>Connection: close</c> when it starts, and an HTTP/2 connection gets GOAWAY once the stream ended, so that the
+/// drain ends with the request instead of waiting for the connection's keep-alive timeout. It also counts each
+/// connection's requests in flight, which the drain reports at its bound.
 /// </remarks>
 internal sealed class DrainMiddleware(RequestDelegate next, ReusePortSocketTransportFactory factory)
 {
+    private static readonly Func<object, Task> s_closeIfDraining = CloseIfDraining;
+
     public Task InvokeAsync(HttpContext context)
     {
         var connection = context.Features.Get<TrackedConnection>();
@@ -30,16 +34,14 @@ internal sealed class DrainMiddleware(RequestDelegate next, ReusePortSocketTrans
         Task task;
         try
         {
-            if (factory.IsDraining)
+            if (!IsMultiplexed(context.Request.Protocol))
             {
-                var protocol = context.Request.Protocol;
-                if (HttpProtocol.IsHttp2(protocol) || HttpProtocol.IsHttp3(protocol))
-                {
-                    return GoAwayAsync(context, connection);
-                }
-
-                context.Response.Headers.Connection = "close";
-                connection.ToldConnectionClose();
+                // Decided when the response starts, so that a request already running when the drain begins is told too.
+                context.Response.OnStarting(s_closeIfDraining, context);
+            }
+            else if (factory.IsDraining)
+            {
+                return GoAwayAsync(context, connection);
             }
 
             task = next(context);
@@ -52,14 +54,33 @@ internal sealed class DrainMiddleware(RequestDelegate next, ReusePortSocketTrans
 
         if (task.IsCompletedSuccessfully)
         {
-            connection.RequestEnded();
+            Ended(context, connection);
             return task;
         }
 
-        return AwaitAsync(task, connection);
+        return AwaitAsync(task, context, connection);
     }
 
-    private static async Task AwaitAsync(Task task, TrackedConnection connection)
+    private static bool IsMultiplexed(string protocol) => HttpProtocol.IsHttp2(protocol) || HttpProtocol.IsHttp3(protocol);
+
+    /// <summary>An HTTP/1.x response starts: while the transport drains, it is the connection's last.</summary>
+    private static Task CloseIfDraining(object state)
+    {
+        var context = (HttpContext)state;
+
+        // Not an upgrade (a WebSocket): the connection then carries another protocol, which the app ends itself
+        // (IReusePortLifetime.Draining), and Connection: close would contradict Connection: Upgrade.
+        if (context.Features.Get<TrackedConnection>() is { IsDraining: true } connection &&
+            context.Response.StatusCode != StatusCodes.Status101SwitchingProtocols)
+        {
+            context.Response.Headers.Connection = "close";
+            connection.ToldConnectionClose();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private static async Task AwaitAsync(Task task, HttpContext context, TrackedConnection connection)
     {
         try
         {
@@ -67,7 +88,20 @@ internal sealed class DrainMiddleware(RequestDelegate next, ReusePortSocketTrans
         }
         finally
         {
-            connection.RequestEnded();
+            Ended(context, connection);
+        }
+    }
+
+    private static void Ended(HttpContext context, TrackedConnection connection)
+    {
+        connection.RequestEnded();
+
+        // A stream that began before the drain and ended during it: its connection gets GOAWAY too, once quiet.
+        if (connection.IsDraining && connection.Told is null && IsMultiplexed(context.Request.Protocol))
+        {
+            var lifetime = context.Features.Get<IConnectionLifetimeNotificationFeature>();
+            var grace = GoAwayGrace.For(context);
+            _ = connection.GoAway(() => QuietGoAway.SendAsync(connection, lifetime, grace));
         }
     }
 
@@ -75,23 +109,13 @@ internal sealed class DrainMiddleware(RequestDelegate next, ReusePortSocketTrans
     {
         try
         {
-            // Kestrel answers with GOAWAY and lets the streams in flight finish.
-            context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
-            var goAway = connection.ToldGoAway();
+            var lifetime = context.Features.Get<IConnectionLifetimeNotificationFeature>();
+            await connection.GoAwayAsync(() => QuietGoAway.SendAsync(connection, lifetime, GoAwayGrace.For(context)), context.RequestAborted).ConfigureAwait(false);
             await next(context).ConfigureAwait(false);
-
-            // Kestrel fixes the connection's last stream id, in a final GOAWAY, as soon as no stream is active, and a
-            // stream stops counting once its response's end is written. A request the client sent before it saw the
-            // first GOAWAY would then be refused: hold this response's end back until the client had a round trip.
-            var remaining = GoAwayGrace.For(context) - Stopwatch.GetElapsedTime(goAway);
-            if (remaining > TimeSpan.Zero && !context.RequestAborted.IsCancellationRequested)
-            {
-                await Task.Delay(remaining, context.RequestAborted).ConfigureAwait(false);
-            }
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
-            // The client went away during the grace: nothing left to hold.
+            // The client went away (or reset the stream) while its request waited for the GOAWAY: nothing to answer.
         }
         finally
         {

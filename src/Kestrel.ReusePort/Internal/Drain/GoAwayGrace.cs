@@ -6,13 +6,15 @@ using Microsoft.AspNetCore.Http;
 namespace Kestrel.ReusePort.Internal;
 
 /// <summary>
-/// How long an HTTP/2 connection keeps a stream open after its first GOAWAY, so that the client sees it before the
-/// final one: the connection's smoothed round-trip time as the kernel measures it (TCP_INFO) with room for its
-/// variation, never less than <see cref="Minimum"/> (for the client's own reaction time) nor more than <see cref="Maximum"/>.
+/// How long a draining HTTP/2 connection stays quiet before and after its GOAWAY (<see cref="QuietGoAway"/>): enough
+/// for the client to read what came before and act on it, then to see the GOAWAY. That is the connection's smoothed
+/// round-trip time as the kernel measures it (TCP_INFO) with room for its variation, never less than
+/// <see cref="Minimum"/> (for the client's own reaction time, which dominates on a loaded host) nor more than
+/// <see cref="Maximum"/>.
 /// </summary>
 internal static class GoAwayGrace
 {
-    public static readonly TimeSpan Minimum = TimeSpan.FromMilliseconds(50);
+    public static readonly TimeSpan Minimum = TimeSpan.FromMilliseconds(20);
     public static readonly TimeSpan Maximum = TimeSpan.FromSeconds(1);
 
     // struct tcp_info: tcpi_rtt and tcpi_rttvar, in microseconds, at these offsets on every Linux architecture.

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System;
 using System.Threading;
+using System.Threading.Tasks;
 
 namespace Kestrel.ReusePort.Internal;
 
@@ -12,7 +14,10 @@ internal sealed class TrackedConnection
     private readonly ConnectionTracker _tracker;
     private int _requestsInFlight;
     private int _outcome = -1;
-    private long _goAwayTimestamp;
+    private int _requestsHeld;
+    private long _lastRequestEnded;
+    private readonly Lock _goAwayLock = new();
+    private Task? _goAway;
     private bool _finishedPastBound;
 
     public TrackedConnection(ConnectionTracker tracker) => _tracker = tracker;
@@ -21,6 +26,12 @@ internal sealed class TrackedConnection
     public DrainOutcome? Told => Volatile.Read(ref _outcome) is var outcome and >= 0 ? (DrainOutcome)outcome : null;
 
     public bool HasRequestsInFlight => Volatile.Read(ref _requestsInFlight) > 0;
+
+    /// <summary>Requests in flight that are not held back by <see cref="GoAwayAsync"/>: they may end at any moment.</summary>
+    public int ExecutingRequests => Volatile.Read(ref _requestsInFlight) - Volatile.Read(ref _requestsHeld);
+
+    /// <summary>When a request of this connection last ended (a Stopwatch timestamp), or 0.</summary>
+    public long LastRequestEnded => Volatile.Read(ref _lastRequestEnded);
 
     /// <summary>Whether a request of this connection finished after the drain's bound, during Kestrel's shutdown.</summary>
     public bool FinishedPastBound => Volatile.Read(ref _finishedPastBound);
@@ -35,6 +46,7 @@ internal sealed class TrackedConnection
 
     public void RequestEnded()
     {
+        Volatile.Write(ref _lastRequestEnded, Stopwatch.GetTimestamp());
         if (Interlocked.Decrement(ref _requestsInFlight) == 0)
         {
             _tracker.ConnectionBusy(-1);
@@ -48,13 +60,34 @@ internal sealed class TrackedConnection
 
     public void ToldConnectionClose() => Interlocked.CompareExchange(ref _outcome, (int)DrainOutcome.ConnectionClose, -1);
 
-    /// <summary>Records that GOAWAY was asked for; returns when it was first asked (a Stopwatch timestamp).</summary>
-    public long ToldGoAway()
+    /// <summary>Whether the transport is draining.</summary>
+    public bool IsDraining => _tracker.IsDraining;
+
+    /// <summary>
+    /// Holds a drained request until the connection was sent its GOAWAY (<see cref="QuietGoAway"/>), which the first
+    /// drained request starts with <paramref name="send"/>.
+    /// </summary>
+    public async Task GoAwayAsync(Func<Task> send, CancellationToken requestAborted)
+    {
+        Interlocked.Increment(ref _requestsHeld);
+        try
+        {
+            await GoAway(send).WaitAsync(requestAborted).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _requestsHeld);
+        }
+    }
+
+    /// <summary>Starts the connection's GOAWAY with <paramref name="send"/>, unless it was started already.</summary>
+    public Task GoAway(Func<Task> send)
     {
         Interlocked.CompareExchange(ref _outcome, (int)DrainOutcome.GoAway, -1);
-        var now = Stopwatch.GetTimestamp();
-        var first = Interlocked.CompareExchange(ref _goAwayTimestamp, now, 0);
-        return first == 0 ? now : first;
+        lock (_goAwayLock)
+        {
+            return _goAway ??= send();
+        }
     }
 
     public void OnClosed() => _tracker.ConnectionClosed(this);

@@ -1,0 +1,48 @@
+using System;
+using System.Diagnostics;
+using System.Threading.Tasks;
+using Microsoft.AspNetCore.Connections.Features;
+
+namespace Kestrel.ReusePort.Internal;
+
+/// <summary>
+/// Sends a draining HTTP/2 (or HTTP/3) connection its GOAWAY on a quiet connection: no response ends shortly before it,
+/// and no stream is let through shortly after it. The connection's drained streams wait for it.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A client that opens its next stream as soon as a response ends, as h2load does, has queued that stream when a GOAWAY
+/// read in the same batch as the response forbids sending it; the stream is lost, though it never reached the server.
+/// So the GOAWAY waits until no response has ended for one grace (responses of streams let through before the drain
+/// began, bounded by <see cref="GoAwayGrace.Maximum"/>: a long one may end when it ends).
+/// </para>
+/// <para>
+/// Kestrel fixes the connection's last stream id, in a final GOAWAY, as soon as no stream is active; a stream the client
+/// opened before it saw the first GOAWAY would then be refused. So the drained streams stay active for one more grace,
+/// enough for the client to see the GOAWAY, before they run.
+/// </para>
+/// </remarks>
+internal static class QuietGoAway
+{
+    public static async Task SendAsync(TrackedConnection connection, IConnectionLifetimeNotificationFeature? lifetime, TimeSpan grace)
+    {
+        var started = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            var quiet = connection.ExecutingRequests > 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(connection.LastRequestEnded);
+            var left = GoAwayGrace.Maximum - Stopwatch.GetElapsedTime(started);
+            if (quiet >= grace || left <= TimeSpan.Zero)
+            {
+                break;
+            }
+
+            // While a response is still being made, look again well within a grace of its end.
+            var wait = connection.ExecutingRequests > 0 ? grace / 4 : grace - quiet;
+            await Task.Delay(wait < left ? wait : left).ConfigureAwait(false);
+        }
+
+        // Kestrel answers with GOAWAY and lets the streams in flight finish.
+        lifetime?.RequestClose();
+        await Task.Delay(grace).ConfigureAwait(false);
+    }
+}
