@@ -238,7 +238,7 @@ printf '```\n\n'
 check b kestrel.reuseport.handoff.duration '| histogram | s |' 'kestrel.reuseport.handoff.result=taken_over' 'server.port='
 check b kestrel.reuseport.warmup.duration '| histogram | s |' 'server.address=127.0.0.1' 'network.type=ipv4'
 check b kestrel.reuseport.handoff.sockets '| counter | {socket} |' 'kestrel.reuseport.handoff.direction=received'
-check b kestrel.reuseport.listening_sockets '| up-down counter | {socket} |' 'network.transport=tcp'
+check b kestrel.reuseport.listening_sockets '| observable up-down counter | {socket} |' 'network.transport=tcp'
 check b kestrel.reuseport.accepted_connections '| counter | {connection} |' 'kestrel.reuseport.socket.index='
 # A: the sockets it sent, then its drain's instruments; their values only where A outlived its drain (bound).
 check a-handoff kestrel.reuseport.handoff.sockets '| counter | {socket} |' 'kestrel.reuseport.handoff.direction=sent'

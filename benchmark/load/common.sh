@@ -225,7 +225,7 @@ select_configs() {
     fi
     IFS=, read -r -a CONFIG_LIST <<<"$list"
     for config in "${CONFIG_LIST[@]}"; do
-        [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|reuseport-defer|nginx|nginx-proxy)$ ]] || die "unknown configuration $config"
+        [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|reuseport-defer|nginx|nginx-proxy|nginx-proxy-defaults)$ ]] || die "unknown configuration $config"
         [[ "$config" != nginx* ]] || require nginx
     done
 }
@@ -234,10 +234,12 @@ SERVER_PID=""
 SERVER_NOTE=""
 SERVER_BACKEND_PID=""
 
-# Writes $1/nginx.conf: foreground, 2 workers, no access log, keep-alive without a request limit (as Kestrel), temp
-# paths under $1/tmp, and $2 (upstreams and servers) in the http block.
+# Writes $1/nginx.conf: foreground, 2 workers, no access log, keep-alive without a request limit (as Kestrel; with $3 =
+# defaults, nginx's own limit of 1000 requests per connection), temp paths under $1/tmp, and $2 (upstreams and
+# servers) in the http block.
 write_nginx_conf() {
-    local dir=$1 servers=$2
+    local dir=$1 servers=$2 limit="keepalive_requests 100000000;"
+    [[ "${3:-}" == defaults ]] && limit="# keepalive_requests: nginx's default (1000)"
     mkdir -p "$dir/tmp"
     cat >"$dir/nginx.conf" <<CONF
 daemon off;
@@ -249,7 +251,7 @@ events { worker_connections 4096; }
 http {
     access_log off;
     # Kestrel has no limit on requests per connection; nginx closes after 1000 by default.
-    keepalive_requests 100000000;
+    $limit
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
     fastcgi_temp_path $dir/tmp/fastcgi;
@@ -268,10 +270,16 @@ start_server() {
     shift 2
     SERVER_BACKEND_PID=""
     case "$config" in
-        nginx-proxy)
+        nginx-proxy | nginx-proxy-defaults)
             # What users run for zero-downtime deploys without this library: nginx in front, blue/green behind it;
             # here one stock Kestrel behind it, with keep-alive connections from nginx to it, as recommended.
-            local dir="$WORK_DIR/nginx-proxy-$port" backend
+            # nginx-proxy lifts nginx's limit of requests per connection (both sides); nginx-proxy-defaults keeps it,
+            # as nginx's upstream keep-alive recipe does: every 1000 requests a connection is closed and reopened.
+            local dir="$WORK_DIR/$config-$port" backend defaults="" upstream_limit="keepalive_requests 100000000;"
+            if [[ "$config" == nginx-proxy-defaults ]]; then
+                defaults=defaults
+                upstream_limit=""
+            fi
             backend=$(free_port)
             dotnet "$STOCK_DLL" --contentRoot "${STOCK_DLL%/*}" --urls "http://127.0.0.1:$backend" "$@" >"$WORK_DIR/nginx-proxy-backend-$backend.log" 2>&1 &
             SERVER_BACKEND_PID=$!
@@ -281,7 +289,7 @@ start_server() {
     upstream kestrel {
         server 127.0.0.1:$backend;
         keepalive 64;
-        keepalive_requests 100000000;
+        $upstream_limit
     }
     server {
         listen 127.0.0.1:$port;
@@ -291,7 +299,7 @@ start_server() {
             proxy_set_header Connection \"\";
             proxy_set_header Host \$host;
         }
-    }"
+    }" "$defaults"
             nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$logfile" 2>&1 & ;;
         stock) dll=$STOCK_DLL ;;
         reuseport) ;;
@@ -316,7 +324,8 @@ start_server() {
     wait_ready "http://127.0.0.1:$port$health" "$SERVER_PID" 30 || { cat "$logfile" >&2; die "$config did not answer on port $port"; }
     case "$config" in
         nginx) SERVER_NOTE="nginx, worker_processes 2, listen reuseport" ;;
-        nginx-proxy) SERVER_NOTE="nginx reverse proxy (worker_processes 2, upstream keepalive 64) in front of StockWebApp" ;;
+        nginx-proxy) SERVER_NOTE="nginx reverse proxy (worker_processes 2, upstream keepalive 64, no limit of requests per connection) in front of StockWebApp" ;;
+        nginx-proxy-defaults) SERVER_NOTE="nginx reverse proxy (worker_processes 2, upstream keepalive 64, nginx's default keepalive_requests 1000 on both sides) in front of StockWebApp" ;;
         stock) SERVER_NOTE="StockWebApp, one listening socket" ;;
         *) SERVER_NOTE=$(grep -o 'Listening on .* SO_REUSEPORT sockets' "$logfile" | head -1 || true) ;;
     esac

@@ -13,7 +13,9 @@
 #   --threads T         wrk -t (default 1; the machine has 2 cores and the server needs them)
 #   --configs LIST      comma-separated, from: stock, reuseport (ListenerCount = cores), reuseport-N (ListenerCount N), reuseport-defer (DeferAccept 1 s),
 #                       nginx (serving the reply itself, listen reuseport), nginx-proxy (nginx as a reverse proxy with upstream
-#                       keep-alive in front of stock Kestrel: what users run for zero-downtime deploys without this library)
+#                       keep-alive in front of stock Kestrel: what users run for zero-downtime deploys without this library;
+#                       no limit of requests per connection), nginx-proxy-defaults (the same with nginx's default
+#                       keepalive_requests of 1000 on both sides, as its upstream keep-alive recipe leaves it)
 #                       (default: stock,reuseport,nginx; nginx only when installed)
 #   --base CONFIG       the configuration the ratios are against (default stock, else the first one)
 #   --modes LIST        keepalive, churn (Connection: close) or both (default keepalive,churn)

@@ -149,6 +149,31 @@ require dotnet curl ss awk sort
 [[ "$MODE" == h2 && "$H2C" == 0 ]] && require openssl
 read -r -a EXTRA_ARGS <<<"$APP_ARGS"
 
+# Starts squatter.pl as user nobody for 127.0.0.1:$PORT and waits until it holds every place (--squatters).
+start_squatter() {
+    [[ $(id -u) == 0 ]] || die "--squatters needs root, to run the squatter as user nobody"
+    require setpriv perl
+    local out="$WORK_DIR/squatter.out" rendezvous=/run/kestrel-reuseport
+    [[ -n "${RUNTIME_DIRECTORY:-}" ]] && rendezvous="${RUNTIME_DIRECTORY%%:*}/kestrel-reuseport"
+    setpriv --reuid=nobody --regid=nogroup --clear-groups perl -e "$(cat "$LOAD_DIR/squatter.pl")" "127.0.0.1:$PORT" "$rendezvous" >"$out" 2>&1 &
+    SQUATTER_PID=$!
+    local deadline=$((SECONDS + 20))
+    until grep -q '^squatting$' "$out" 2>/dev/null; do
+        ((SECONDS < deadline)) && running "$SQUATTER_PID" || { cat "$out" >&2; die "the squatter did not start"; }
+        sleep 0.05
+    done
+    log "user nobody squats $(grep -c '^/' "$out") paths and 3 abstract names for 127.0.0.1:$PORT (pid $SQUATTER_PID)"
+}
+
+# Stops the squatter and removes the paths it made (it prints each one).
+remove_squatter() {
+    [[ -n "$SQUATTER_PID" ]] || return 0
+    kill -KILL "$SQUATTER_PID" 2>/dev/null || true
+    wait "$SQUATTER_PID" 2>/dev/null || true
+    grep '^/' "$WORK_DIR/squatter.out" 2>/dev/null | sort -r | while read -r path; do rm -rf -- "$path"; done
+    SQUATTER_PID=""
+}
+
 MIGRATE_PATH=/proc/sys/net/ipv4/tcp_migrate_req
 MIGRATE_OLD=""
 restore_and_cleanup() {
@@ -532,31 +557,6 @@ parse_load() {
         h2load) parse_h2load "$1" ;;
         timeline) parse_timeline "$2.summary" ;;
     esac
-}
-
-# Starts squatter.pl as user nobody for 127.0.0.1:$PORT and waits until it holds every place (--squatters).
-start_squatter() {
-    [[ $(id -u) == 0 ]] || die "--squatters needs root, to run the squatter as user nobody"
-    require setpriv perl
-    local out="$WORK_DIR/squatter.out" rendezvous=/run/kestrel-reuseport
-    [[ -n "${RUNTIME_DIRECTORY:-}" ]] && rendezvous="${RUNTIME_DIRECTORY%%:*}/kestrel-reuseport"
-    setpriv --reuid=nobody --regid=nogroup --clear-groups perl -e "$(cat "$LOAD_DIR/squatter.pl")" "127.0.0.1:$PORT" "$rendezvous" >"$out" 2>&1 &
-    SQUATTER_PID=$!
-    local deadline=$((SECONDS + 20))
-    until grep -q '^squatting$' "$out"; do
-        ((SECONDS < deadline)) && running "$SQUATTER_PID" || { cat "$out" >&2; die "the squatter did not start"; }
-        sleep 0.05
-    done
-    log "user nobody squats $(grep -c '^/' "$out") paths and 3 abstract names for 127.0.0.1:$PORT (pid $SQUATTER_PID)"
-}
-
-# Stops the squatter and removes the paths it made (it prints each one).
-remove_squatter() {
-    [[ -n "$SQUATTER_PID" ]] || return 0
-    kill -KILL "$SQUATTER_PID" 2>/dev/null || true
-    wait "$SQUATTER_PID" 2>/dev/null || true
-    grep '^/' "$WORK_DIR/squatter.out" 2>/dev/null | sort -r | while read -r path; do rm -rf -- "$path"; done
-    SQUATTER_PID=""
 }
 
 # ---- phase 1: rolling restarts under load -------------------------------------------------------------------------
