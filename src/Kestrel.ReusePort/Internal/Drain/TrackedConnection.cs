@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System;
+using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -16,7 +16,7 @@ internal sealed class TrackedConnection
     private int _outcome = -1;
     private int _requestsHeld;
     private long _lastRequestEnded;
-    private readonly Lock _goAwayLock = new();
+    private Lock? _goAwayLock;
     private Task? _goAway;
     private bool _finishedPastBound;
 
@@ -84,7 +84,8 @@ internal sealed class TrackedConnection
     public Task GoAway(Func<Task> send)
     {
         Interlocked.CompareExchange(ref _outcome, (int)DrainOutcome.GoAway, -1);
-        lock (_goAwayLock)
+        // Made only when a drained HTTP/2 connection needs it, not for every connection accepted.
+        lock (LazyInitializer.EnsureInitialized(ref _goAwayLock))
         {
             return _goAway ??= send();
         }
