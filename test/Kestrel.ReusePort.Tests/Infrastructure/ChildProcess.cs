@@ -181,6 +181,24 @@ public class ChildProcess : IDisposable
     /// <summary>Whether a line written so far matches.</summary>
     public bool HasOutput(Func<string, bool> predicate) => OutputLines.Any(predicate);
 
+    /// <summary>
+    /// Whether a line is a message with this event id, as the console's simple formatter writes it
+    /// (<c>info: Kestrel.ReusePort[1] …</c>): tests match the event, never the wording.
+    /// </summary>
+    public static bool IsEvent(string line, int eventId, string category = "Kestrel.ReusePort")
+    {
+        ArgumentNullException.ThrowIfNull(line);
+        return line.Contains(string.Create(CultureInfo.InvariantCulture, $" {category}[{eventId}]"), StringComparison.Ordinal);
+    }
+
+    /// <summary>Waits for a message with this event id (see <see cref="IsEvent"/>).</summary>
+    public Task<string> WaitForEventAsync(int eventId, TimeSpan timeout, string category = "Kestrel.ReusePort") =>
+        WaitForOutputAsync(line => IsEvent(line, eventId, category), timeout, $"event {category}[{eventId}]");
+
+    /// <summary>How many messages with this event id were written so far.</summary>
+    public int CountEvents(int eventId, string category = "Kestrel.ReusePort") =>
+        OutputLines.Count(line => IsEvent(line, eventId, category));
+
     /// <summary>Sends SIGTERM, as a service manager stopping the app would.</summary>
     public void SignalTerm() => Signal(LibC.SigTerm);
 
