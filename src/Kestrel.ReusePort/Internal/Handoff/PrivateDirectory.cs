@@ -22,11 +22,15 @@ internal sealed class PrivateDirectory : IDisposable
 
     private readonly int _descriptor;
     private readonly FileStatus _status;
+
+    // Where the checked path led, links resolved: a path whose last part is a link must be compared there.
+    private readonly string _resolved;
     private int _disposed;
 
-    private PrivateDirectory(string path, int descriptor, FileStatus status)
+    private PrivateDirectory(string path, string resolved, int descriptor, FileStatus status)
     {
         Path = path;
+        _resolved = resolved;
         _descriptor = descriptor;
         _status = status;
     }
@@ -62,14 +66,14 @@ internal sealed class PrivateDirectory : IDisposable
             return null;
         }
 
-        return new PrivateDirectory(path, descriptor, verified);
+        return new PrivateDirectory(path, resolved, descriptor, verified);
     }
 
     /// <summary>A path to <paramref name="name"/> in this directory that resolves through the held descriptor.</summary>
     public string PathOf(string name) => string.Create(CultureInfo.InvariantCulture, $"/proc/self/fd/{_descriptor}/{name}");
 
-    /// <summary>Whether <see cref="Path"/> still leads to the directory this instance holds (not removed or replaced).</summary>
-    public bool IsStillAtPath() => NativeMethods.StatNoFollow(Path) is { } current && current.IsSameFile(_status);
+    /// <summary>Whether the directory this instance holds is still where <see cref="Path"/> led (not removed or replaced).</summary>
+    public bool IsStillAtPath() => NativeMethods.StatNoFollow(_resolved) is { } current && current.IsSameFile(_status);
 
     public void Dispose()
     {

@@ -55,10 +55,16 @@ internal static class ProcessSockets
     /// <summary>Abstract Unix sockets accepting connections whose name starts with <paramref name="prefix"/>: inode and name.</summary>
     public static List<(ulong Inode, string Name)> ListeningAbstractSockets(string prefix)
     {
+        return ParseAbstractSockets(ReadLinesOrEmpty("/proc/net/unix"), prefix);
+    }
+
+    /// <summary>The accepting abstract sockets named <paramref name="prefix"/>… in the lines of /proc/net/unix.</summary>
+    internal static List<(ulong Inode, string Name)> ParseAbstractSockets(IEnumerable<string> lines, string prefix)
+    {
         var found = new List<(ulong, string)>();
 
         // "Num RefCount Protocol Flags Type St Inode Path"; an abstract name is shown with a leading '@'.
-        foreach (var line in ReadLinesOrEmpty("/proc/net/unix"))
+        foreach (var line in lines)
         {
             var fields = line.Split(' ', 8, StringSplitOptions.RemoveEmptyEntries);
             if (fields.Length == 8
@@ -73,13 +79,16 @@ internal static class ProcessSockets
         return found;
     }
 
-    private static HashSet<ulong> ListeningInodes(IPEndPoint endpoint)
+    private static HashSet<ulong> ListeningInodes(IPEndPoint endpoint) =>
+        ParseListeningInodes(ReadLinesOrEmpty(endpoint.AddressFamily == AddressFamily.InterNetworkV6 ? "/proc/net/tcp6" : "/proc/net/tcp"), endpoint);
+
+    /// <summary>The inodes of the sockets listening on <paramref name="endpoint"/> in the lines of /proc/net/tcp or tcp6.</summary>
+    internal static HashSet<ulong> ParseListeningInodes(IEnumerable<string> lines, IPEndPoint endpoint)
     {
         var inodes = new HashSet<ulong>();
-        var table = endpoint.AddressFamily == AddressFamily.InterNetworkV6 ? "/proc/net/tcp6" : "/proc/net/tcp";
 
         // "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ..."
-        foreach (var line in ReadLinesOrEmpty(table))
+        foreach (var line in lines)
         {
             var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             if (fields.Length < 10 || fields[3] != ListenState)
@@ -128,7 +137,7 @@ internal static class ProcessSockets
     }
 
     /// <summary>The kernel prints an address as 32-bit words in host (little-endian) byte order.</summary>
-    private static bool TryParseAddress(string hex, out IPAddress address)
+    internal static bool TryParseAddress(string hex, out IPAddress address)
     {
         address = IPAddress.None;
         if (hex.Length is not (8 or 32))

@@ -1,0 +1,162 @@
+using System.Diagnostics.Metrics;
+using Kestrel.ReusePort.Internal;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+
+namespace Kestrel.ReusePort.UnitTests;
+
+/// <summary>The drain's view of connections: open and busy counts, and how each connection open at the drain ended.</summary>
+public sealed class ConnectionTrackerTests : IDisposable
+{
+    private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+    private readonly IMeterFactory _meterFactory;
+    private readonly ConnectionTracker _tracker;
+    private readonly MetricCollector<long> _ended;
+
+    public ConnectionTrackerTests()
+    {
+        _meterFactory = _services.GetRequiredService<IMeterFactory>();
+        _tracker = new ConnectionTracker(new ReusePortMetrics(_meterFactory, () => []));
+        _ended = new MetricCollector<long>(_meterFactory, ReusePortMetrics.MeterName, "kestrel.reuseport.drain.connections");
+    }
+
+    [Fact]
+    public void OpenAndBusyConnectionsAreCounted()
+    {
+        var (first, closeFirst) = Accept();
+        var (_, _) = Accept();
+        Assert.Equal(2, _tracker.OpenConnections);
+
+        var tracked = first.Features.Get<TrackedConnection>()!;
+        tracked.RequestStarted();
+        tracked.RequestStarted();
+        Assert.Equal(1, _tracker.BusyConnections);
+        tracked.RequestEnded();
+        Assert.Equal(1, _tracker.BusyConnections);
+        tracked.RequestEnded();
+        Assert.Equal(0, _tracker.BusyConnections);
+
+        closeFirst.Cancel();
+        Assert.Equal(1, _tracker.OpenConnections);
+    }
+
+    [Fact]
+    public void ConnectionsThatEndBeforeTheDrainAreNotCounted()
+    {
+        var (_, close) = Accept();
+        close.Cancel();
+
+        Assert.False(_tracker.IsDraining);
+        Assert.Empty(_ended.GetMeasurementSnapshot());
+        Assert.All(Enum.GetValues<DrainOutcome>(), outcome => Assert.Equal(0, _tracker.Ended(outcome)));
+    }
+
+    [Fact]
+    public void DuringTheDrainEachConnectionIsCountedByWhatItWasTold()
+    {
+        var (toldClose, closeToldClose) = Accept();
+        var (toldGoAway, closeToldGoAway) = Accept();
+        var (_, closeSilent) = Accept();
+
+        _tracker.BeginDrain();
+        Assert.True(_tracker.IsDraining);
+        toldClose.Features.Get<TrackedConnection>()!.ToldConnectionClose();
+        _ = toldGoAway.Features.Get<TrackedConnection>()!.GoAway(() => Task.CompletedTask);
+        closeToldClose.Cancel();
+        closeToldGoAway.Cancel();
+        closeSilent.Cancel();
+
+        Assert.Equal(0, _tracker.OpenConnections);
+        Assert.Equal(1, _tracker.Ended(DrainOutcome.ConnectionClose));
+        Assert.Equal(1, _tracker.Ended(DrainOutcome.GoAway));
+        Assert.Equal(1, _tracker.Ended(DrainOutcome.ClientClosed));
+        Assert.Equal(
+            ["connection_close", "goaway", "client_closed"],
+            _ended.GetMeasurementSnapshot().Select(m => (string)m.Tags[ReusePortMetrics.DrainOutcomeAttribute]!));
+    }
+
+    [Fact]
+    public void PastTheDrainTimeoutIdleConnectionsAreClosedIdleAndRunningRequestsAborted()
+    {
+        var (idle, closeIdle) = Accept();
+        var (running, closeRunning) = Accept();
+        var (finishing, closeFinishing) = Accept();
+        running.Features.Get<TrackedConnection>()!.RequestStarted();
+        finishing.Features.Get<TrackedConnection>()!.RequestStarted();
+
+        _tracker.BeginDrain();
+        Assert.Equal((3L, 2L), _tracker.EndDrainAtBound());
+        Assert.True(_tracker.IsPastBound);
+
+        // A request that finishes during Kestrel's shutdown leaves its connection counted as told to close.
+        finishing.Features.Get<TrackedConnection>()!.RequestEnded();
+        closeFinishing.Cancel();
+        closeIdle.Cancel();
+        closeRunning.Cancel();
+
+        Assert.Equal(1, _tracker.Ended(DrainOutcome.ConnectionClose));
+        Assert.Equal(1, _tracker.Ended(DrainOutcome.ClosedIdle));
+        Assert.Equal(1, _tracker.Ended(DrainOutcome.Aborted));
+        Assert.Equal(0, _tracker.EndedByBound(DrainOutcome.ConnectionClose));
+        Assert.Null(idle.Features.Get<TrackedConnection>()!.Told);
+    }
+
+    [Fact]
+    public void WhatEndedBeforeTheDrainTimeoutIsKeptApart()
+    {
+        var (early, closeEarly) = Accept();
+        var (_, closeLate) = Accept();
+        _tracker.BeginDrain();
+        early.Features.Get<TrackedConnection>()!.ToldConnectionClose();
+        closeEarly.Cancel();
+
+        _tracker.EndDrainAtBound();
+        closeLate.Cancel();
+
+        Assert.Equal(1, _tracker.EndedByBound(DrainOutcome.ConnectionClose));
+        Assert.Equal(1, _tracker.Ended(DrainOutcome.ClosedIdle));
+    }
+
+    [Fact]
+    public async Task AConnectionSendsOneGoAwayHoweverManyRequestsAskForIt()
+    {
+        var (connection, _) = Accept();
+        var tracked = connection.Features.Get<TrackedConnection>()!;
+        var sends = 0;
+        var sent = new TaskCompletionSource();
+        Task Send()
+        {
+            Interlocked.Increment(ref sends);
+            return sent.Task;
+        }
+
+        tracked.RequestStarted();
+        tracked.RequestStarted();
+        var first = tracked.GoAwayAsync(Send, CancellationToken.None);
+        var second = tracked.GoAwayAsync(Send, CancellationToken.None);
+
+        // Held requests are not executing: the quiet GOAWAY waits only for the others.
+        Assert.Equal(0, tracked.ExecutingRequests);
+        Assert.False(first.IsCompleted);
+
+        sent.SetResult();
+        await Task.WhenAll(first, second);
+        Assert.Equal(1, sends);
+        Assert.Equal(DrainOutcome.GoAway, tracked.Told);
+    }
+
+    public void Dispose()
+    {
+        _ended.Dispose();
+        _services.Dispose();
+    }
+
+    private (ConnectionContext Connection, CancellationTokenSource Close) Accept()
+    {
+        var close = new CancellationTokenSource();
+        var connection = new DefaultConnectionContext(Guid.NewGuid().ToString()) { ConnectionClosed = close.Token };
+        _tracker.Track(connection);
+        return (connection, close);
+    }
+}
