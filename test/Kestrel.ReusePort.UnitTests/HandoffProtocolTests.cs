@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using Kestrel.ReusePort.Internal;
 
 namespace Kestrel.ReusePort.UnitTests;
@@ -101,5 +103,29 @@ public sealed class HandoffProtocolTests
         var second = HandoffProtocol.MonotonicNow();
         Assert.True(first > 0);
         Assert.True(second >= first);
+    }
+
+    [Fact]
+    public async Task AMessageIsReadWholeThoughItArrivesInPiecesAndNotWhenThePeerLeavesFirst()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        using var server = await listener.AcceptAsync();
+
+        var message = new byte[HandoffProtocol.MessageLength];
+        var receiving = HandoffProtocol.ReceiveAsync(server, message, CancellationToken.None).AsTask();
+        await client.SendAsync("KRP2"u8.ToArray(), SocketFlags.None);
+        Assert.False(receiving.IsCompleted);
+        await client.SendAsync(new byte[] { 1, 0, 0, 0 }, SocketFlags.None);
+        Assert.True(await receiving);
+        Assert.True(HandoffProtocol.TryReadRequest(message, out var kind));
+        Assert.Equal(HandoffProtocol.TakeOver, kind);
+
+        await client.SendAsync("KRP"u8.ToArray(), SocketFlags.None);
+        client.Shutdown(SocketShutdown.Send);
+        Assert.False(await HandoffProtocol.ReceiveAsync(server, message, CancellationToken.None));
     }
 }

@@ -31,15 +31,12 @@ internal static unsafe partial class NativeMethods
     public const int ENOENT = 2;
     public const int EINTR = 4;
     public const int EAGAIN = 11;
-    public const int EACCES = 13;
+    public const int EPIPE = 32;
+    public const int ECONNRESET = 104;
     public const int EEXIST = 17;
-    public const int ENOTDIR = 20;
-    public const int ELOOP = 40;
 
-    public const int ORdOnly = 0;
     public const int ORdWr = 2;
     public const int OCreat = 0x40;
-    public const int OExcl = 0x80;
     public const int OCloexec = 0x80000;
     public const int OPath = 0x200000;
 
@@ -54,7 +51,6 @@ internal static unsafe partial class NativeMethods
     public const ushort SIfMt = 0xF000;
     public const ushort SIfDir = 0x4000;
     public const ushort SIfLnk = 0xA000;
-    public const ushort SIfSock = 0xC000;
     public const ushort SIsVtx = 0x200;
 
     public static bool IsSupported => OperatingSystem.IsLinux() && IntPtr.Size == 8;
@@ -93,9 +89,6 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(LibC, EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Rename(string oldPath, string newPath);
-
-    [LibraryImport(LibC, EntryPoint = "rmdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int RemoveDirectory(string path);
 
     /// <summary>An exception for the errno of the last call, naming what failed.</summary>
     public static System.IO.IOException LastError(string operation) => Error(Marshal.GetLastPInvokeError(), operation);

@@ -101,6 +101,9 @@ internal static partial class ReusePortLog
     [LoggerMessage(31, LogLevel.Information, "Process {ProcessId} took over the sockets of {EndPoint} and asked this instance to drain and exit, but this instance began serving only after that process started: both are new, so this one keeps running.", EventName = "StopRefused")]
     public static partial void StopRefused(ILogger logger, int processId, EndPoint endPoint);
 
+    [LoggerMessage(53, LogLevel.Warning, "This Kestrel has no internal constructor for SocketConnectionFactoryOptions: the connections of {EndPoint} buffer in MemoryPool<byte>.Shared, not in Kestrel's own memory pool.", EventName = "ConnectionOptionsWithoutKestrelsPool")]
+    public static partial void ConnectionOptionsWithoutKestrelsPool(ILogger logger, EndPoint endPoint);
+
     [LoggerMessage(32, LogLevel.Warning, "After the drain's bound, Kestrel's shutdown closed {ClosedIdle} idle connections, {Finished} finished their last request, and {Aborted} were aborted at HostOptions.ShutdownTimeout; before the bound {ConnectionClose} were answered with Connection: close, {GoAway} sent GOAWAY and {ClientClosed} closed by their clients.", EventName = "ShutdownAfterDrain")]
     public static partial void ShutdownAfterDrain(ILogger logger, long closedIdle, long finished, long aborted, long connectionClose, long goAway, long clientClosed);
 }

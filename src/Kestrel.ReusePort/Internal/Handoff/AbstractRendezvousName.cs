@@ -32,29 +32,18 @@ internal sealed class AbstractRendezvousName : RendezvousName
 
     public override UnixDomainSocketEndPoint WatchEndPoint { get; }
 
-    public override bool CanBeSquatted => true;
-
     public override IReadOnlyList<RendezvousCandidate> FindRunningInstances() =>
         [new(WatchEndPoint, Description, ProcessId: null, Version)];
 
     public override Socket? TryListen()
     {
-        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            listener.Bind(WatchEndPoint);
-            listener.Listen(HandoffProtocol.Backlog);
-            return listener;
+            return Listen(WatchEndPoint);
         }
         catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
         {
-            listener.Dispose();
             return null;
-        }
-        catch
-        {
-            listener.Dispose();
-            throw;
         }
     }
 

@@ -13,11 +13,6 @@ namespace Kestrel.ReusePort.Internal;
 /// </summary>
 internal static unsafe class DescriptorPassing
 {
-    private const int EAGAIN = 11;
-    private const int EINTR = 4;
-    private const int EPIPE = 32;
-    private const int ECONNRESET = 104;
-
     /// <summary>The most descriptors one message may carry; the kernel's own limit is 253 (SCM_MAX_FD).</summary>
     public const int MaxDescriptors = 253;
 
@@ -138,18 +133,18 @@ internal static unsafe class DescriptorPassing
                 }
 
                 var errno = Marshal.GetLastPInvokeError();
-                if (errno == EINTR)
+                if (errno == NativeMethods.EINTR)
                 {
                     continue;
                 }
 
-                if (errno is ECONNRESET or EPIPE)
+                if (errno is NativeMethods.ECONNRESET or NativeMethods.EPIPE)
                 {
                     // The peer went away: reported as the socket error it is, so that callers can tell it from a fault.
                     throw new SocketException((int)SocketError.ConnectionReset);
                 }
 
-                if (errno != EAGAIN)
+                if (errno != NativeMethods.EAGAIN)
                 {
                     throw new IOException($"{(send ? "sendmsg" : "recvmsg")} failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}).");
                 }

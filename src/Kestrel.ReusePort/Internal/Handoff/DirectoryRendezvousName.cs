@@ -54,11 +54,10 @@ internal sealed class DirectoryRendezvousName : RendezvousName
         // Holding the lock proves no live instance listens here: whatever socket file is left is stale, ours to replace.
         var temporary = _directory.PathOf(string.Create(CultureInfo.InvariantCulture, $"{_socketName}.{Environment.ProcessId}.tmp"));
         NativeMethods.Unlink(temporary);
-        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        Socket? listener = null;
         try
         {
-            listener.Bind(new UnixDomainSocketEndPoint(temporary));
-            listener.Listen(HandoffProtocol.Backlog);
+            listener = Listen(new UnixDomainSocketEndPoint(temporary));
             if (NativeMethods.Rename(temporary, _directory.PathOf(_socketName)) != 0)
             {
                 throw NativeMethods.LastError($"rename to '{Description}'");
@@ -69,7 +68,7 @@ internal sealed class DirectoryRendezvousName : RendezvousName
         }
         catch
         {
-            listener.Dispose();
+            listener?.Dispose();
             NativeMethods.Unlink(temporary);
             Unlock();
             throw;

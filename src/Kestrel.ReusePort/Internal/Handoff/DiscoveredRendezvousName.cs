@@ -61,18 +61,7 @@ internal sealed class DiscoveredRendezvousName : RendezvousName
     public override Socket? TryListen()
     {
         _name = _prefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            listener.Bind(new UnixDomainSocketEndPoint("\0" + _name));
-            listener.Listen(HandoffProtocol.Backlog);
-            return listener;
-        }
-        catch
-        {
-            listener.Dispose();
-            throw;
-        }
+        return Listen(new UnixDomainSocketEndPoint("\0" + _name));
     }
 
     public override void Release(bool successorsWaiting)

@@ -7,8 +7,6 @@ internal readonly record struct FileStatus(uint UserId, ushort Mode, ulong Inode
 
     public bool IsSymbolicLink => (Mode & NativeMethods.SIfMt) == NativeMethods.SIfLnk;
 
-    public bool IsSocket => (Mode & NativeMethods.SIfMt) == NativeMethods.SIfSock;
-
     /// <summary>Whether users other than the owner may create, rename or remove entries (group or others may write).</summary>
     public bool IsWritableByOthers => (Mode & 0b000_010_010) != 0;
 

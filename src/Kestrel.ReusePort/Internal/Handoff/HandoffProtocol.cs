@@ -1,5 +1,8 @@
 using System;
 using System.Buffers.Binary;
+using System.Net.Sockets;
+using System.Threading;
+using System.Threading.Tasks;
 
 namespace Kestrel.ReusePort.Internal;
 
@@ -61,6 +64,26 @@ internal static class HandoffProtocol
         }
 
         startedAt = BinaryPrimitives.ReadInt64LittleEndian(message[MessageLength..]);
+        return true;
+    }
+
+    /// <summary>
+    /// Reads a whole message from <paramref name="peer"/>; false if the peer closed the connection first. (Not a
+    /// NetworkStream: passing descriptors leaves the socket non-blocking, which NetworkStream refuses.)
+    /// </summary>
+    public static async ValueTask<bool> ReceiveAsync(Socket peer, Memory<byte> message, CancellationToken cancellationToken)
+    {
+        for (var read = 0; read < message.Length;)
+        {
+            var received = await peer.ReceiveAsync(message[read..], SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (received == 0)
+            {
+                return false;
+            }
+
+            read += received;
+        }
+
         return true;
     }
 

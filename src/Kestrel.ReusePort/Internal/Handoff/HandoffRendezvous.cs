@@ -276,26 +276,14 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
         var message = new byte[length];
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         deadline.CancelAfter(timeout);
-        var read = 0;
         try
         {
-            while (read < message.Length)
-            {
-                var n = await peer.ReceiveAsync(message.AsMemory(read), SocketFlags.None, deadline.Token).ConfigureAwait(false);
-                if (n == 0)
-                {
-                    return null;
-                }
-
-                read += n;
-            }
+            return await HandoffProtocol.ReceiveAsync(peer, message, deadline.Token).ConfigureAwait(false) ? message : null;
         }
         catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
         {
             return null;
         }
-
-        return message;
     }
 
     private void SendSockets(Socket peer)

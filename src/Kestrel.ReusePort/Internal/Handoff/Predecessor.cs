@@ -43,19 +43,8 @@ internal sealed class Predecessor : IDisposable
         await _connection.SendAsync(request, SocketFlags.None, deadline.Token).ConfigureAwait(false);
 
         var reply = new byte[HandoffProtocol.MessageLength];
-        var read = 0;
-        while (read < reply.Length)
-        {
-            var n = await _connection.ReceiveAsync(reply.AsMemory(read), SocketFlags.None, deadline.Token).ConfigureAwait(false);
-            if (n == 0)
-            {
-                return null;
-            }
-
-            read += n;
-        }
-
-        return HandoffProtocol.TryReadReply(reply, Version, out var answer) ? answer : null;
+        return await HandoffProtocol.ReceiveAsync(_connection, reply, deadline.Token).ConfigureAwait(false)
+            && HandoffProtocol.TryReadReply(reply, Version, out var answer) ? answer : null;
     }
 
     public void Dispose() => _connection.Dispose();

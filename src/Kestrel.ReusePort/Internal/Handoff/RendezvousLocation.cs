@@ -83,7 +83,8 @@ internal sealed class RendezvousLocation : IDisposable
 
     public void Dispose() => _directory?.Dispose();
 
-    private static (string Source, string? Directory) EnvironmentDirectory(Func<string, string?> environment)
+    /// <summary>The directory the environment gives (its <see cref="SubdirectoryName"/> is the rendezvous), and where it came from.</summary>
+    internal static (string Source, string? Directory) EnvironmentDirectory(Func<string, string?> environment)
     {
         // systemd's RuntimeDirectory= may list several directories, separated by colons: the first is the service's own.
         var runtimeDirectory = environment("RUNTIME_DIRECTORY");

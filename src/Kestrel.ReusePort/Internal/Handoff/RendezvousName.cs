@@ -16,9 +16,6 @@ internal abstract class RendezvousName : IDisposable
     /// <summary>Where a watcher learns that the listener left; null when every instance listens on a place of its own.</summary>
     public abstract UnixDomainSocketEndPoint? WatchEndPoint { get; }
 
-    /// <summary>Whether a process of another user can take this place (only for the opt-in abstract name).</summary>
-    public virtual bool CanBeSquatted => false;
-
     /// <summary>Where a starting instance looks for a running one, best first.</summary>
     public abstract IReadOnlyList<RendezvousCandidate> FindRunningInstances();
 
@@ -36,5 +33,22 @@ internal abstract class RendezvousName : IDisposable
 
     public virtual void Dispose()
     {
+    }
+
+    /// <summary>A Unix stream socket listening at <paramref name="endPoint"/>; nothing is left open if that fails.</summary>
+    protected static Socket Listen(UnixDomainSocketEndPoint endPoint)
+    {
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            listener.Bind(endPoint);
+            listener.Listen(HandoffProtocol.Backlog);
+            return listener;
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
     }
 }

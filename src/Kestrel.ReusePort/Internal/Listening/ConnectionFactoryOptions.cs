@@ -9,8 +9,12 @@ namespace Kestrel.ReusePort.Internal;
 /// </summary>
 internal static class ConnectionFactoryOptions
 {
+    /// <summary>
+    /// The connection options Kestrel's own listeners would use; <paramref name="fromKestrel"/> is false when this
+    /// Kestrel's internal constructor was not found and the options were copied field by field, without its pool.
+    /// </summary>
     [DynamicDependency(DynamicallyAccessedMemberTypes.NonPublicConstructors, typeof(SocketConnectionFactoryOptions))]
-    public static SocketConnectionFactoryOptions From(SocketTransportOptions options)
+    public static SocketConnectionFactoryOptions From(SocketTransportOptions options, out bool fromKestrel)
     {
         // Kestrel's own listeners take their connection options from an internal constructor, which also carries the
         // server's pinned-block memory pool (with its metrics and eviction) and the FIN-on-error switch. The public
@@ -19,9 +23,11 @@ internal static class ConnectionFactoryOptions
             BindingFlags.Instance | BindingFlags.NonPublic, [typeof(SocketTransportOptions)]);
         if (constructor?.Invoke([options]) is SocketConnectionFactoryOptions stock)
         {
+            fromKestrel = true;
             return stock;
         }
 
+        fromKestrel = false;
         return new SocketConnectionFactoryOptions
         {
             IOQueueCount = options.IOQueueCount,

@@ -57,7 +57,11 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
         _reserved = reserved;
         _rendezvous = rendezvous;
         _context = context;
-        _connectionFactory = new SocketConnectionContextFactory(ConnectionFactoryOptions.From(context.SocketOptions), context.ConnectionLogger);
+        _connectionFactory = new SocketConnectionContextFactory(ConnectionFactoryOptions.From(context.SocketOptions, out var fromKestrel), context.ConnectionLogger);
+        if (!fromKestrel)
+        {
+            ReusePortLog.ConnectionOptionsWithoutKestrelsPool(context.Logger, endPoint);
+        }
         _endpointTags = ReusePortMetrics.EndpointTags(endPoint);
     }
 
@@ -65,9 +69,6 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
 
     /// <summary>The attributes of this endpoint's measurements.</summary>
     public KeyValuePair<string, object?>[] EndpointTags => _endpointTags;
-
-    /// <summary>This process's descriptors of the group's listening sockets (none before activation), for tests to inspect.</summary>
-    internal IReadOnlyList<Socket> Sockets => _sockets;
 
     /// <summary>The private socket the warm-up requests go through, until activation.</summary>
     public WarmupListener? Warmup => _warmup;
