@@ -3,11 +3,12 @@ using Kestrel.ReusePort.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 
 namespace Kestrel.ReusePort.Tests;
 
 /// <summary>
-/// How a deploy went, in the <c>Kestrel.ReusePort</c> meter, read with a <see cref="System.Diagnostics.Metrics.MeterListener"/>
+/// How a deploy went, in the <c>Kestrel.ReusePort</c> meter, read with <see cref="MetricCollector{T}"/>
 /// after a real handoff and real drains: durations in seconds, Kestrel's and OpenTelemetry's attribute names, and how
 /// every connection open at a drain's start ended.
 /// </summary>
@@ -25,35 +26,41 @@ public class DeployMetricsTests
         };
 
         await using var old = InProcessServer.Create(Options("old"));
-        using var oldMetrics = new MetricRecorder(old.MeterScope);
+        using var oldHandoff = Instruments.Histogram(old.MeterScope, Instruments.HandoffDuration);
+        using var oldSockets = Instruments.Counter(old.MeterScope, Instruments.HandoffSockets);
         await old.StartAsync();
         await Eventually.UntilAsync(() => old.Logs.ReusePortEvents(10).Count > 0, TimeSpan.FromSeconds(10), "the old instance's offer");
 
         await using var next = InProcessServer.Create(Options("new"));
-        using var newMetrics = new MetricRecorder(next.MeterScope);
+        using var handoffs = Instruments.Histogram(next.MeterScope, Instruments.HandoffDuration);
+        using var sockets = Instruments.Counter(next.MeterScope, Instruments.HandoffSockets);
+        using var warmups = Instruments.Histogram(next.MeterScope, Instruments.WarmupDuration);
+        using var drains = Instruments.Histogram(next.MeterScope, Instruments.DrainDuration);
+        using var drained = Instruments.Counter(next.MeterScope, Instruments.DrainConnections);
+        using var listening = Instruments.Counter(next.MeterScope, Instruments.ListeningSockets);
         await next.StartAsync();
 
-        var handoff = Assert.Single(newMetrics.Measurements(MetricRecorder.HandoffDuration));
+        var handoff = Assert.Single(handoffs.GetMeasurementSnapshot());
         Assert.Equal("taken_over", handoff.Tag("kestrel.reuseport.handoff.result"));
         AssertEndpointTags(handoff, port);
         Assert.InRange(handoff.Value, 0, 5);
-        Assert.Equal(2, newMetrics.Sum(MetricRecorder.HandoffSockets, m => (string?)m.Tag("kestrel.reuseport.handoff.direction") == "received"));
-        await Eventually.UntilAsync(() => oldMetrics.Sum(MetricRecorder.HandoffSockets, m => (string?)m.Tag("kestrel.reuseport.handoff.direction") == "sent") == 2,
+        Assert.Equal(2, sockets.Sum("kestrel.reuseport.handoff.direction", "received"));
+        await Eventually.UntilAsync(() => oldSockets.Sum("kestrel.reuseport.handoff.direction", "sent") == 2,
             TimeSpan.FromSeconds(10), "the old instance to count the sockets it sent");
 
-        var warmup = Assert.Single(newMetrics.Measurements(MetricRecorder.WarmupDuration));
+        var warmup = Assert.Single(warmups.GetMeasurementSnapshot());
         AssertEndpointTags(warmup, port);
         Assert.Null(warmup.Tag("error.type"));
 
         // The old instance found nobody when it started: that is measured too, as such.
-        Assert.Equal("no_running_instance", Assert.Single(oldMetrics.Measurements(MetricRecorder.HandoffDuration)).Tag("kestrel.reuseport.handoff.result"));
+        Assert.Equal("no_running_instance", Assert.Single(oldHandoff.GetMeasurementSnapshot()).Tag("kestrel.reuseport.handoff.result"));
 
         // Units as Kestrel's meter writes them.
-        Assert.Equal("s", newMetrics.Units[MetricRecorder.HandoffDuration]);
-        Assert.Equal("s", newMetrics.Units[MetricRecorder.WarmupDuration]);
-        Assert.Equal("s", newMetrics.Units[MetricRecorder.DrainDuration]);
-        Assert.Equal("{connection}", newMetrics.Units[MetricRecorder.DrainConnections]);
-        Assert.Equal("{socket}", newMetrics.Units[MetricRecorder.ListeningSockets]);
+        Assert.Equal("s", handoffs.Instrument?.Unit);
+        Assert.Equal("s", warmups.Instrument?.Unit);
+        Assert.Equal("s", drains.Instrument?.Unit);
+        Assert.Equal("{connection}", drained.Instrument?.Unit);
+        Assert.Equal("{socket}", listening.Instrument?.Unit);
     }
 
     [Fact]
@@ -67,7 +74,8 @@ public class DeployMetricsTests
                 o.DrainTimeout = TimeSpan.FromSeconds(30);
             },
         });
-        using var metrics = new MetricRecorder(server.MeterScope);
+        using var drained = Instruments.Counter(server.MeterScope, Instruments.DrainConnections);
+        using var drains = Instruments.Histogram(server.MeterScope, Instruments.DrainDuration);
         await server.StartAsync();
         using var leaving = await RawHttpClient.ConnectAsync(server.EndPoint);
         using var staying = await RawHttpClient.ConnectAsync(server.EndPoint);
@@ -83,15 +91,15 @@ public class DeployMetricsTests
         leaving.Dispose();
         await stopping.WaitAsync(TimeSpan.FromSeconds(20));
 
-        Assert.Equal(1, metrics.Sum(MetricRecorder.DrainConnections, m => (string?)m.Tag("kestrel.reuseport.drain.outcome") == "connection_close"));
-        Assert.Equal(1, metrics.Sum(MetricRecorder.DrainConnections, m => (string?)m.Tag("kestrel.reuseport.drain.outcome") == "client_closed"));
-        Assert.Equal(2, metrics.Sum(MetricRecorder.DrainConnections));
-        var drain = Assert.Single(metrics.Measurements(MetricRecorder.DrainDuration));
+        Assert.Equal(1, drained.Sum("kestrel.reuseport.drain.outcome", "connection_close"));
+        Assert.Equal(1, drained.Sum("kestrel.reuseport.drain.outcome", "client_closed"));
+        Assert.Equal(2, drained.Sum());
+        var drain = Assert.Single(drains.GetMeasurementSnapshot());
         Assert.Equal("completed", drain.Tag("kestrel.reuseport.drain.result"));
 
         // The same in the log, which outlives a process that exits before any collector reads its meter.
-        Assert.Contains("with 0 connections still open: 1 answered with Connection: close, 0 sent GOAWAY, 1 closed by their clients.",
-            Assert.Single(server.Logs.ReusePortEvents(13)).Message, StringComparison.Ordinal);
+        var ended = Assert.Single(server.Logs.ReusePortEvents(13));
+        Assert.Equal(("1", "0", "1"), (ended.State("ConnectionClose"), ended.State("GoAway"), ended.State("ClientClosed")));
     }
 
     [Fact]
@@ -116,7 +124,8 @@ public class DeployMetricsTests
                     return "done";
                 }),
             });
-            using var metrics = new MetricRecorder(server.MeterScope);
+            using var drained = Instruments.Counter(server.MeterScope, Instruments.DrainConnections);
+            using var drains = Instruments.Histogram(server.MeterScope, Instruments.DrainDuration);
             await server.StartAsync();
             using var idle = await RawHttpClient.ConnectAsync(server.EndPoint);
             await idle.GetAsync("/", keepAlive: true);
@@ -126,13 +135,13 @@ public class DeployMetricsTests
 
             await server.StopAsync();
 
-            Assert.Equal(1, metrics.Sum(MetricRecorder.DrainConnections, m => (string?)m.Tag("kestrel.reuseport.drain.outcome") == "closed_idle"));
-            Assert.Equal(1, metrics.Sum(MetricRecorder.DrainConnections, m => (string?)m.Tag("kestrel.reuseport.drain.outcome") == "aborted"));
-            Assert.Equal("timed_out", Assert.Single(metrics.Measurements(MetricRecorder.DrainDuration)).Tag("kestrel.reuseport.drain.result"));
+            Assert.Equal(1, drained.Sum("kestrel.reuseport.drain.outcome", "closed_idle"));
+            Assert.Equal(1, drained.Sum("kestrel.reuseport.drain.outcome", "aborted"));
+            Assert.Equal("timed_out", Assert.Single(drains.GetMeasurementSnapshot()).Tag("kestrel.reuseport.drain.result"));
             var bound = Assert.Single(server.Logs.ReusePortEvents(18));
-            Assert.Contains("with 2 connections still open (1 with a request in flight)", bound.Message, StringComparison.Ordinal);
-            Assert.Contains("Kestrel's shutdown closed 1 idle connections, 0 finished their last request, and 1 were aborted at HostOptions.ShutdownTimeout",
-                Assert.Single(server.Logs.ReusePortEvents(32)).Message, StringComparison.Ordinal);
+            Assert.Equal(("2", "1"), (bound.State("ConnectionCount"), bound.State("BusyCount")));
+            var shutdown = Assert.Single(server.Logs.ReusePortEvents(32));
+            Assert.Equal(("1", "0", "1"), (shutdown.State("ClosedIdle"), shutdown.State("Finished"), shutdown.State("Aborted")));
         }
         finally
         {
@@ -140,7 +149,7 @@ public class DeployMetricsTests
         }
     }
 
-    private static void AssertEndpointTags(RecordedMeasurement measurement, int port)
+    private static void AssertEndpointTags(CollectedMeasurement<double> measurement, int port)
     {
         Assert.Equal("127.0.0.1", measurement.Tag("server.address"));
         Assert.Equal(port, measurement.Tag("server.port"));

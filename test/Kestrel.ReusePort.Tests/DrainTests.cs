@@ -36,7 +36,7 @@ public class DrainTests(ITestOutputHelper output)
         using var next = SampleProcess.Start(urls, arguments, name: "new");
         await next.WaitUntilStartedAsync();
         old.SignalTerm();
-        await old.WaitForOutputAsync(l => l.Contains("Stopped accepting on 1 endpoints", StringComparison.Ordinal), s_timeout, "the drain");
+        await old.WaitForEventAsync(12, e => e["ListenerCount"] == "1", s_timeout);
 
         // One client sends its next request: answered, by the old instance, with Connection: close.
         var response = await busy.GetAsync("/", keepAlive: true);
@@ -50,7 +50,7 @@ public class DrainTests(ITestOutputHelper output)
         output.WriteLine($"The idle connection was closed {idleFor.TotalSeconds:0.00} s after its request (KeepAliveTimeout {KeepAliveSeconds} s).");
         Assert.True(idleFor >= TimeSpan.FromSeconds(KeepAliveSeconds), $"closed after {idleFor.TotalSeconds:0.00} s");
         Assert.Equal(0, await old.WaitForExitAsync(s_timeout));
-        Assert.True(old.HasOutput(l => l.Contains("Drain ended after", StringComparison.Ordinal)), old.Output);
+        Assert.True(old.HasEvent(13), old.Output);
     }
 
     [Fact]
@@ -65,8 +65,8 @@ public class DrainTests(ITestOutputHelper output)
 
         var stopped = Stopwatch.GetTimestamp();
         app.SignalTerm();
-        var bound = await app.WaitForOutputAsync(l => l.Contains("Drain reached its bound after", StringComparison.Ordinal), s_timeout, "the drain's bound");
-        Assert.Contains("with 1 connections still open (0 with a request in flight)", bound, StringComparison.Ordinal);
+        var bound = await app.WaitForEventAsync(18, _ => true, s_timeout);
+        Assert.Equal((1, 0), (bound.Number("ConnectionCount"), bound.Number("BusyCount")));
         Assert.True(Stopwatch.GetElapsedTime(stopped) >= TimeSpan.FromSeconds(2));
 
         // Kestrel's shutdown closes what was left, and the instance exits.
@@ -81,7 +81,8 @@ public class DrainTests(ITestOutputHelper output)
         using var app = SampleProcess.Start($"http://127.0.0.1:{port}", ["--ReusePort:ListenerCount=1", "--shutdownTimeoutSeconds=9"]);
         await app.WaitUntilServingAsync(new IPEndPoint(IPAddress.Loopback, port));
         app.SignalTerm();
-        await app.WaitForOutputAsync(l => l.Contains("for up to 00:00:07.", StringComparison.Ordinal), s_timeout, "the drain's bound of 9 - 2 s");
+        var started = await app.WaitForEventAsync(12, _ => true, s_timeout);
+        Assert.Equal(TimeSpan.FromSeconds(9) - TimeSpan.FromSeconds(2), TimeSpan.Parse(started["DrainTimeout"], System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(0, await app.WaitForExitAsync(s_timeout));
     }
 

@@ -28,7 +28,7 @@ public class FirstConnectionTests(ITestOutputHelper output)
             using var old = await SampleProcess.StartRunningAsync(port, ["--ReusePort:ListenerCount=2"], "old");
             using var next = SampleProcess.Start(urls, ["--ReusePort:ListenerCount=2"], name: "new");
             await next.WaitUntilStartedAsync();
-            Assert.True(next.HasOutput(l => l.Contains("(2 taken over from a running instance)", StringComparison.Ordinal)), next.Output);
+            Assert.True(next.HasEvent(1, e => e["InheritedCount"] == "2"), next.Output);
 
             // With the old instance frozen, every connection goes to the new one: its very first, then more.
             await old.FreezeAsync();

@@ -143,7 +143,7 @@ public partial class Http2DeployTests(ITestOutputHelper output)
         var next = StartInstance(arguments, $"instance {restart}");
         instances.Add(next);
         await next.WaitUntilStartedAsync();
-        Assert.True(next.HasOutput(l => l.Contains($"Took over 2 listening sockets of 127.0.0.1:{port} from process {old.Pid}.", StringComparison.Ordinal)), next.Output);
+        Assert.True(next.HasEvent(6, e => (e["SocketCount"], e["EndPoint"], e.Number("ProcessId")) == ("2", $"127.0.0.1:{port}", old.Pid)), next.Output);
         old.SignalTerm();
         Assert.Equal(0, await old.WaitForExitAsync(s_timeout));
         await Rendezvous.WaitUntilOfferedAsync(next, $"127.0.0.1:{port}");

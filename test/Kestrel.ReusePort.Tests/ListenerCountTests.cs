@@ -14,7 +14,8 @@ public class ListenerCountTests(ITestOutputHelper output)
         {
             ConfigureReusePort = o => o.ListenerCount = 3,
         });
-        using var metrics = new MetricRecorder(server.MeterScope);
+        using var acceptedConnections = Instruments.Counter(server.MeterScope, Instruments.AcceptedConnections);
+        using var listeningSockets = Instruments.Counter(server.MeterScope, Instruments.ListeningSockets);
         await server.StartAsync();
         var port = server.Port;
 
@@ -24,14 +25,14 @@ public class ListenerCountTests(ITestOutputHelper output)
         Assert.All(held, s => Assert.Equal(IPAddress.Loopback, s.Address));
 
         var listening = Assert.Single(server.Logs.ReusePortEvents(1));
-        Assert.Equal($"Listening on 127.0.0.1:{port} with 3 SO_REUSEPORT sockets (0 taken over from a running instance).", listening.Message);
+        Assert.Equal(($"127.0.0.1:{port}", "3", "0"), (listening.State("EndPoint"), listening.State("SocketCount"), listening.State("InheritedCount")));
 
         const int requests = 300;
         var responses = await RawHttpClient.GetManyAsync(server.EndPoint, requests);
         Assert.All(responses, r => Assert.StartsWith(server.Greeting, r.Body, StringComparison.Ordinal));
 
         // Counted when accepted, before the connection is handed to Kestrel: every answered connection is in.
-        var accepted = metrics.Measurements(MetricRecorder.AcceptedConnections);
+        var accepted = acceptedConnections.GetMeasurementSnapshot();
         Assert.Equal(requests, accepted.Sum(m => m.Value));
         Assert.All(accepted, m =>
         {
@@ -45,6 +46,6 @@ public class ListenerCountTests(ITestOutputHelper output)
         output.WriteLine($"{requests} fresh connections by socket: {string.Join(", ", bySocket.OrderBy(p => p.Key).Select(p => $"{p.Key}: {p.Value}"))}.");
         Assert.True(bySocket.Keys.Order().SequenceEqual([0, 1, 2]),
             $"Expected connections on sockets 0, 1 and 2; got {string.Join(", ", bySocket.Select(p => $"socket {p.Key}: {p.Value}"))}.");
-        Assert.Equal(3, Assert.Single(metrics.Observe(MetricRecorder.ListeningSockets)).Value);
+        Assert.Equal(3, Assert.Single(listeningSockets.Observe()).Value);
     }
 }

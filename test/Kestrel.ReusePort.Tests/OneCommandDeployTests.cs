@@ -40,8 +40,8 @@ public class OneCommandDeployTests(ITestOutputHelper output)
                 instances.Add(next);
                 await next.WaitUntilStartedAsync();
                 Assert.Equal(0, await old.WaitForExitAsync(s_timeout));
-                Assert.True(old.HasOutput(l => l.Contains($"Process {next.Pid} took over the sockets of 127.0.0.1:{port} and asked this instance to drain and exit.", StringComparison.Ordinal)), old.Output);
-                Assert.True(next.HasOutput(l => l.Contains($"Asked process {old.Pid}, which handed its sockets over, to drain and exit.", StringComparison.Ordinal)), next.Output);
+                Assert.True(old.HasEvent(22, e => (e.Number("ProcessId"), e["EndPoint"]) == (next.Pid, $"127.0.0.1:{port}")), old.Output);
+                Assert.True(next.HasEvent(23, e => e.Number("ProcessId") == old.Pid), next.Output);
                 old = next;
                 await Rendezvous.WaitUntilOfferedAsync(old, $"127.0.0.1:{port}");
                 await load.WaitForMoreRequestsAsync(100, s_timeout);
@@ -72,15 +72,15 @@ public class OneCommandDeployTests(ITestOutputHelper output)
         // Its warm-up request takes ten minutes: it is killed while it waits for it.
         using (var dying = SampleProcess.Start(urls, [.. s_replacing, "--ReusePort:Warmup:Paths:0=/delay/600000", "--ReusePort:Warmup:Timeout=00:05:00"], name: "dying"))
         {
-            await dying.WaitForOutputAsync(l => l.Contains("Now listening on", StringComparison.Ordinal), s_timeout, "Kestrel's bind");
+            await dying.WaitForEventAsync(SampleProcess.NowListeningEventId, s_timeout, SampleProcess.HostCategory);
             dying.Kill();
             await dying.WaitForExitAsync(s_timeout);
-            Assert.DoesNotContain(dying.OutputLines, l => l.Contains("Took over", StringComparison.Ordinal));
+            Assert.False(dying.HasEvent(6), dying.Output);
         }
 
         // The old instance was never asked for anything: it holds and serves the port alone, and stays.
         Assert.False(old.HasExited);
-        Assert.DoesNotContain(old.OutputLines, l => l.Contains("Handed", StringComparison.Ordinal) || l.Contains("asked this instance", StringComparison.Ordinal));
+        Assert.False(old.HasEvent(8) || old.HasEvent(22), old.Output);
         Assert.Equal(2, ListeningSockets.HeldBy(old.Pid, port).Count);
         var responses = await RawHttpClient.GetManyAsync(endPoint, 40);
         Assert.All(responses, r => Assert.Equal(old.Pid, r.RequirePid()));
@@ -98,8 +98,8 @@ public class OneCommandDeployTests(ITestOutputHelper output)
         {
             using var next = SampleProcess.Start(urls, [.. s_replacing, "--ReusePort:HandoffTimeout=00:00:02"], name: "new");
             await next.WaitUntilStartedAsync();
-            Assert.True(next.HasOutput(l => l.Contains($"Could not take over the listening sockets of 127.0.0.1:{port}", StringComparison.Ordinal)), next.Output);
-            Assert.True(next.HasOutput(l => l.Contains("StopPredecessor is on, but no running instance handed its sockets over", StringComparison.Ordinal)), next.Output);
+            Assert.True(next.HasEvent(7, e => e["EndPoint"] == $"127.0.0.1:{port}"), next.Output);
+            Assert.True(next.HasEvent(25), next.Output);
             Assert.Equal(2, ListeningSockets.HeldBy(next.Pid, port).Count);
 
             // Once it runs again, the old instance was told nothing: it keeps serving beside the new one, each with
@@ -128,7 +128,7 @@ public class OneCommandDeployTests(ITestOutputHelper output)
         using var second = SampleProcess.Start(urls, s_replacing, name: "second");
         await Task.WhenAll(first.WaitUntilStartedAsync(), second.WaitUntilStartedAsync());
         Assert.Equal(0, await old.WaitForExitAsync(s_timeout));
-        Assert.Single(old.OutputLines, l => l.Contains("Application is shutting down", StringComparison.Ordinal));
+        Assert.Single(old.HostMessages("Application is shutting down"));
 
         // Both took the same sockets from the old instance, and both answer on them now.
         Assert.True(ListeningSockets.OnPort(port).Count == 2, ListeningSockets.Describe(port, first.Pid, second.Pid));

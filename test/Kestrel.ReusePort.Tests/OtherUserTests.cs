@@ -30,8 +30,8 @@ public class OtherUserTests
         Assert.Contains($"run as user id {NobodyUserId}", output, StringComparison.Ordinal);
 
         // It got no socket from the root instance.
-        Assert.DoesNotContain("Took over", output, StringComparison.Ordinal);
-        Assert.DoesNotContain("Handed", root.Output, StringComparison.Ordinal);
+        Assert.False(nobody.HasEvent(6), output);
+        Assert.False(root.HasEvent(8), root.Output);
 
         // The root instance still holds the port alone and serves.
         Assert.Equal(2, ListeningSockets.OnPort(port).Count);
@@ -63,9 +63,8 @@ public class OtherUserTests
         {
             await sameUser.WaitForExitAsync(TimeSpan.FromSeconds(20));
             Assert.Contains("read=8", sameUser.Output, StringComparison.Ordinal);
-            await root.WaitForOutputAsync(
-                l => l.Contains($"Handed 2 listening sockets of {endPoint} over to process {sameUser.Pid}.", StringComparison.Ordinal),
-                TimeSpan.FromSeconds(10), "the handoff to a process of the same user");
+            await root.WaitForEventAsync(
+                8, e => (e["SocketCount"], e["EndPoint"], e.Number("ProcessId")) == ("2", endPoint.ToString(), sameUser.Pid), TimeSpan.FromSeconds(10));
         }
     }
 
@@ -83,12 +82,11 @@ public class OtherUserTests
             await nobody.WaitForExitAsync(TimeSpan.FromSeconds(20));
             Assert.Contains($"connected uid={NobodyUserId}", nobody.Output, StringComparison.Ordinal);
             Assert.Contains("read=0", nobody.Output, StringComparison.Ordinal);
-            await root.WaitForOutputAsync(
-                l => l.Contains($"Refused a handoff peer (process {nobody.Pid}, user id {NobodyUserId}) on {endPoint}", StringComparison.Ordinal),
-                TimeSpan.FromSeconds(10), "the refusal");
+            await root.WaitForEventAsync(
+                9, e => (e.Number("ProcessId"), e.Number("PeerUserId"), e["EndPoint"]) == (nobody.Pid, NobodyUserId, endPoint.ToString()), TimeSpan.FromSeconds(10));
         }
 
-        Assert.DoesNotContain("Handed", root.Output, StringComparison.Ordinal);
+        Assert.False(root.HasEvent(8), root.Output);
         var responses = await RawHttpClient.GetManyAsync(endPoint, 20);
         Assert.All(responses, r => Assert.Equal(root.Pid, r.Pid));
     }
@@ -108,13 +106,12 @@ public class OtherUserTests
         await root.WaitUntilServingAsync(endPoint);
 
         // The starting instance checked who answered, sent it nothing and opened its own sockets.
-        Assert.True(root.HasOutput(l => l.Contains($"Refused a handoff peer (process {squatter.Pid}, user id {NobodyUserId}) on {endPoint}", StringComparison.Ordinal)), root.Output);
-        Assert.True(root.HasOutput(l => l.Contains($"Listening on {endPoint} with 2 SO_REUSEPORT sockets (0 taken over from a running instance).", StringComparison.Ordinal)), root.Output);
+        Assert.True(root.HasEvent(9, e => (e.Number("ProcessId"), e.Number("PeerUserId"), e["EndPoint"]) == (squatter.Pid, NobodyUserId, endPoint.ToString())), root.Output);
+        Assert.True(root.HasEvent(1, e => (e["EndPoint"], e["SocketCount"], e["InheritedCount"]) == (endPoint.ToString(), "2", "0")), root.Output);
 
         // Nor does it offer its sockets under a name another user holds; it says so, as the risk of this opt-in.
-        await root.WaitForOutputAsync(
-            l => l.Contains($"is held by process {squatter.Pid} of user id {NobodyUserId}", StringComparison.Ordinal),
-            TimeSpan.FromSeconds(20), "the squatted-rendezvous warning");
+        await root.WaitForEventAsync(
+            11, e => (e.Number("ProcessId"), e.Number("PeerUserId")) == (squatter.Pid, NobodyUserId), TimeSpan.FromSeconds(20));
         Assert.Equal(2, ListeningSockets.HeldBy(root.Pid, port).Count);
         Assert.Empty(ListeningSockets.HeldBy(squatter.Pid, port));
     }

@@ -59,16 +59,16 @@ public partial class PackageTests(ITestOutputHelper output)
             using var consumer = ChildProcess.Start(new ChildProcessStartInfo
             {
                 FileName = RepoPaths.DotnetHost,
-                Arguments = [Path.Join(built, "PackageConsumer.dll"), "--urls", $"http://127.0.0.1:{port}", "--Logging:Console:FormatterName=simple"],
+                Arguments = [Path.Join(built, "PackageConsumer.dll"), "--urls", $"http://127.0.0.1:{port}", "--Logging:Console:FormatterName=json"],
                 WorkingDirectory = built,
                 Environment = new Dictionary<string, string?> { ["ASPNETCORE_URLS"] = null },
                 Name = "the package consumer",
             });
-            await consumer.WaitForOutputAsync(l => l.Contains("Application started", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the app to start");
+            await consumer.WaitForEventAsync(SampleProcess.NowListeningEventId, TimeSpan.FromSeconds(30), SampleProcess.HostCategory);
             var response = await RawHttpClient.GetAsync(new IPEndPoint(IPAddress.Loopback, port));
             Assert.Equal(200, response.StatusCode);
             Assert.StartsWith("Hello from the package", response.Body, StringComparison.Ordinal);
-            Assert.Contains(consumer.OutputLines, l => l.Contains($"Listening on 127.0.0.1:{port} with", StringComparison.Ordinal));
+            Assert.True(consumer.HasEvent(1, e => e["EndPoint"] == $"127.0.0.1:{port}"), consumer.Output);
             output.WriteLine($"{Path.GetFileName(package)}: a one-line app built from it answered \"{response.Body.Trim()}\" on port {port}.");
         }
         finally

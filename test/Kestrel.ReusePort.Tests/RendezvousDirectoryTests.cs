@@ -20,7 +20,7 @@ public sealed class RendezvousDirectoryTests : IDisposable
         var port = PortAllocator.GetFreePort();
         await using var server = await StartAsync(directory, port);
         await Eventually.UntilAsync(() => server.Logs.ReusePortEvents(10).Count > 0, TimeSpan.FromSeconds(10), "the offer");
-        Assert.Contains($"'{directory}/127.0.0.1:{port}.sock'", Assert.Single(server.Logs.ReusePortEvents(10)).Message, StringComparison.Ordinal);
+        Assert.Equal($"{directory}/127.0.0.1:{port}.sock", Assert.Single(server.Logs.ReusePortEvents(10)).State("Place"));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(directory));
         Assert.True(File.Exists(Path.Join(directory, $"127.0.0.1:{port}.sock")));
 
@@ -109,10 +109,9 @@ public sealed class RendezvousDirectoryTests : IDisposable
             new Dictionary<string, string?> { ["RUNTIME_DIRECTORY"] = open });
         await app.WaitUntilServingAsync(new IPEndPoint(IPAddress.Loopback, port));
 
-        var refused = Assert.Single(app.OutputLines, l => l.Contains("cannot be used", StringComparison.Ordinal));
-        Assert.Contains($"The handoff rendezvous directory '{open}/kestrel-reuseport' (from $RUNTIME_DIRECTORY)", refused, StringComparison.Ordinal);
-        Assert.Contains("Socket handoff is off", refused, StringComparison.Ordinal);
-        Assert.DoesNotContain(app.OutputLines, l => l.Contains("Offering the listening sockets", StringComparison.Ordinal));
+        var refused = Assert.Single(app.Events(27));
+        Assert.Equal(($"{open}/kestrel-reuseport", "$RUNTIME_DIRECTORY"), (refused["Path"], refused["Source"]));
+        Assert.False(app.HasEvent(10), app.Output);
         Assert.Empty(Directory.GetFileSystemEntries(open));
     }
 

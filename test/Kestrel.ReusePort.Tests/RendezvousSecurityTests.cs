@@ -43,7 +43,7 @@ public class RendezvousSecurityTests(ITestOutputHelper output)
             // No instance waited on, talked to or even noticed the squatters.
             foreach (var instance in instances)
             {
-                Assert.DoesNotContain(instance.OutputLines, l => l.Contains("Could not take over", StringComparison.Ordinal) || l.Contains("Refused a handoff peer", StringComparison.Ordinal));
+                Assert.False(instance.HasEvent(7) || instance.HasEvent(9));
             }
 
             Assert.True(ListeningSockets.HeldBy(survivor.Pid, port).Count == 2, ListeningSockets.Describe(port, survivor.Pid));
@@ -87,9 +87,9 @@ public class RendezvousSecurityTests(ITestOutputHelper output)
         await Task.WhenAll(first.WaitUntilStartedAsync(), second.WaitUntilStartedAsync());
 
         var pair = new[] { first, second };
-        var owner = Assert.Single(pair, p => p.HasOutput(l => l.Contains($"Listening on {endpoint} with 2 SO_REUSEPORT sockets (0 taken over", StringComparison.Ordinal)));
+        var owner = Assert.Single(pair, p => p.HasEvent(1, e => (e["EndPoint"], e["SocketCount"], e["InheritedCount"]) == (endpoint, "2", "0")));
         var taker = Assert.Single(pair, p => p != owner);
-        Assert.True(taker.HasOutput(l => l.Contains($"Took over 2 listening sockets of {endpoint} from process {owner.Pid}.", StringComparison.Ordinal)), taker.Output);
+        Assert.True(taker.HasEvent(6, e => (e["SocketCount"], e["EndPoint"], e.Number("ProcessId")) == ("2", endpoint, owner.Pid)), taker.Output);
         Assert.True(ListeningSockets.OnPort(port).Count == 2, ListeningSockets.Describe(port, first.Pid, second.Pid));
 
         // The stale file was replaced by the owner's, never left missing, and belongs to a live instance now.
@@ -113,7 +113,7 @@ public class RendezvousSecurityTests(ITestOutputHelper output)
         using var next = SampleProcess.Start(urls, s_arguments, name: "new, own PID and mount namespaces",
             wrapper: ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]);
         await next.WaitUntilStartedAsync();
-        Assert.True(next.HasOutput(l => l.Contains($"Took over 2 listening sockets of {endpoint}", StringComparison.Ordinal)), next.Output);
+        Assert.True(next.HasEvent(6, e => (e["SocketCount"], e["EndPoint"]) == ("2", endpoint)), next.Output);
 
         old.SignalTerm();
         Assert.Equal(0, await old.WaitForExitAsync(s_exitTimeout));
@@ -134,8 +134,8 @@ public class RendezvousSecurityTests(ITestOutputHelper output)
         var environment = new Dictionary<string, string?> { ["RUNTIME_DIRECTORY"] = null, ["XDG_RUNTIME_DIR"] = null };
         using var old = SampleProcess.Start(urls, s_arguments, environment, runAsUserId: SeparateUserId, name: "old");
         await old.WaitUntilServingAsync(endPoint);
-        var offer = await old.WaitForOutputAsync(l => Rendezvous.IsOfferLine(l, endpoint), TimeSpan.FromSeconds(15), "the offer");
-        Assert.Contains($"'@kestrel-reuseport/v2/{endpoint}/", offer, StringComparison.Ordinal);
+        var offer = await old.WaitForEventAsync(10, e => e["EndPoint"] == endpoint, TimeSpan.FromSeconds(15));
+        Assert.StartsWith($"@kestrel-reuseport/v2/{endpoint}/", offer["Place"], StringComparison.Ordinal);
 
         // Nobody binds look-alike names before the next instance starts: they are not the old instance's, so never asked.
         using var squatter = PerlScripts.Run(PerlScripts.Squatter,
@@ -144,8 +144,8 @@ public class RendezvousSecurityTests(ITestOutputHelper output)
 
         using var next = SampleProcess.Start(urls, s_arguments, environment, runAsUserId: SeparateUserId, name: "new");
         await next.WaitUntilStartedAsync();
-        Assert.True(next.HasOutput(l => l.Contains($"Took over 2 listening sockets of {endpoint} from process {old.Pid}.", StringComparison.Ordinal)), next.Output);
-        Assert.DoesNotContain(next.OutputLines, l => l.Contains("Refused a handoff peer", StringComparison.Ordinal));
+        Assert.True(next.HasEvent(6, e => (e["SocketCount"], e["EndPoint"], e.Number("ProcessId")) == ("2", endpoint, old.Pid)), next.Output);
+        Assert.False(next.HasEvent(9), next.Output);
 
         old.SignalTerm();
         Assert.Equal(0, await old.WaitForExitAsync(s_exitTimeout));

@@ -167,7 +167,7 @@ public class RequestsInFlightTests(ITestOutputHelper output)
         await stopping.WaitAsync(s_timeout);
         var drainEnded = Assert.Single(server.Logs.ReusePortEvents(13));
         output.WriteLine($"{protocol} {transfer}: drain over {Stopwatch.GetElapsedTime(drainStarted).TotalMilliseconds:0} ms after it began: {drainEnded.Message}");
-        Assert.Contains("with 0 connections still open", drainEnded.Message, StringComparison.Ordinal);
+        // Event 13 means the drain ended with no connection left, before its bound (event 18).
         Assert.Empty(server.Logs.ReusePortEvents(18));
         client.Dispose();
     }

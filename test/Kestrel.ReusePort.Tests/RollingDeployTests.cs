@@ -51,7 +51,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         using var old = await SampleProcess.StartRunningAsync(port, s_arguments, "old");
         using var next = SampleProcess.Start($"http://127.0.0.1:{port}", s_arguments, name: "new");
         await next.WaitUntilStartedAsync();
-        Assert.True(next.HasOutput(l => l.Contains("(2 taken over from a running instance)", StringComparison.Ordinal)), next.Output);
+        Assert.True(next.HasEvent(1, e => e["InheritedCount"] == "2"), next.Output);
 
         // With both instances frozen, new connections wait in the sockets' accept queues, requests sent.
         await old.FreezeAsync();
@@ -114,7 +114,7 @@ public class RollingDeployTests(ITestOutputHelper output)
             await next.WaitUntilStartedAsync();
 
             old.SignalTerm();
-            await old.WaitForOutputAsync(l => l.Contains("Stopped accepting on 1 endpoints", StringComparison.Ordinal), s_exitTimeout, "the drain");
+            await old.WaitForEventAsync(12, e => e["ListenerCount"] == "1", s_exitTimeout);
 
             // Idle keep-alive connections are still open, and a request on one is answered, with Connection: close,
             // instead of racing a server-side close.
@@ -136,7 +136,7 @@ public class RollingDeployTests(ITestOutputHelper output)
             }
 
             Assert.Equal(0, await old.WaitForExitAsync(s_exitTimeout));
-            Assert.True(old.HasOutput(l => l.Contains("with 0 connections still open", StringComparison.Ordinal)), old.Output);
+            Assert.True(old.HasEvent(13), old.Output);
         }
         finally
         {
@@ -160,7 +160,7 @@ public class RollingDeployTests(ITestOutputHelper output)
         await Task.WhenAll(second.WaitUntilStartedAsync(), third.WaitUntilStartedAsync());
         foreach (var successor in new[] { second, third })
         {
-            Assert.True(successor.HasOutput(l => l.Contains($"from process {old.Pid}.", StringComparison.Ordinal)), successor.Output);
+            Assert.True(successor.HasEvent(6, e => e.Number("ProcessId") == old.Pid), successor.Output);
         }
 
         old.SignalTerm();
@@ -185,7 +185,7 @@ public class RollingDeployTests(ITestOutputHelper output)
             TimeSpan.FromSeconds(15), "a successor to offer the sockets");
         using var fourth = SampleProcess.Start(urls, s_arguments, name: "fourth");
         await fourth.WaitUntilStartedAsync();
-        Assert.True(fourth.HasOutput(l => l.Contains("Took over 2 listening sockets", StringComparison.Ordinal)), fourth.Output);
+        Assert.True(fourth.HasEvent(6, e => e["SocketCount"] == "2"), fourth.Output);
         Assert.True(ListeningSockets.OnPort(port).Count == 2, ListeningSockets.Describe(port, second.Pid, third.Pid, fourth.Pid));
     }
 
@@ -212,14 +212,14 @@ public class RollingDeployTests(ITestOutputHelper output)
         // A handoff timeout longer than the start limit: waiting on anything stale would fail this test.
         using var next = SampleProcess.Start(urls, [.. s_arguments, "--ReusePort:HandoffTimeout=00:02:00"], name: "next");
         await next.WaitUntilServingAsync(endPoint);
-        Assert.True(next.HasOutput(l => l.Contains("with 2 SO_REUSEPORT sockets (0 taken over", StringComparison.Ordinal)), next.Output);
+        Assert.True(next.HasEvent(1, e => (e["SocketCount"], e["InheritedCount"]) == ("2", "0")), next.Output);
         Assert.Equal(next.Pid, (await RawHttpClient.GetAsync(endPoint)).RequirePid());
 
         // It replaced the stale place, and a third instance takes the sockets over from it there.
         await Rendezvous.WaitUntilOfferedAsync(next, $"127.0.0.1:{port}");
         using var third = SampleProcess.Start(urls, [.. s_arguments, "--ReusePort:HandoffTimeout=00:02:00"], name: "third");
         await third.WaitUntilStartedAsync();
-        Assert.True(third.HasOutput(l => l.Contains($"Took over 2 listening sockets of 127.0.0.1:{port} from process {next.Pid}.", StringComparison.Ordinal)), third.Output);
+        Assert.True(third.HasEvent(6, e => (e["SocketCount"], e["EndPoint"], e.Number("ProcessId")) == ("2", $"127.0.0.1:{port}", next.Pid)), third.Output);
     }
 
     [Fact]
@@ -234,8 +234,8 @@ public class RollingDeployTests(ITestOutputHelper output)
         {
             using var next = SampleProcess.Start(urls, [.. s_arguments, "--ReusePort:HandoffTimeout=00:00:02"], name: "next");
             await next.WaitUntilStartedAsync();
-            Assert.True(next.HasOutput(l => l.Contains($"Could not take over the listening sockets of 127.0.0.1:{port}", StringComparison.Ordinal)), next.Output);
-            Assert.True(next.HasOutput(l => l.Contains("with 2 SO_REUSEPORT sockets (0 taken over", StringComparison.Ordinal)), next.Output);
+            Assert.True(next.HasEvent(7, e => e["EndPoint"] == $"127.0.0.1:{port}"), next.Output);
+            Assert.True(next.HasEvent(1, e => (e["SocketCount"], e["InheritedCount"]) == ("2", "0")), next.Output);
             Assert.True(ListeningSockets.HeldBy(next.Pid, port).Count == 2, ListeningSockets.Describe(port, hung.Pid, next.Pid));
 
             // Once the hung instance is gone, the new one serves everything and offers its sockets in turn.
@@ -247,7 +247,7 @@ public class RollingDeployTests(ITestOutputHelper output)
 
             using var third = SampleProcess.Start(urls, s_arguments, name: "third");
             await third.WaitUntilStartedAsync();
-            Assert.True(third.HasOutput(l => l.Contains($"Took over 2 listening sockets of 127.0.0.1:{port} from process {next.Pid}.", StringComparison.Ordinal)), third.Output);
+            Assert.True(third.HasEvent(6, e => (e["SocketCount"], e["EndPoint"], e.Number("ProcessId")) == ("2", $"127.0.0.1:{port}", next.Pid)), third.Output);
         }
         finally
         {
@@ -265,7 +265,7 @@ public class RollingDeployTests(ITestOutputHelper output)
 
         using (var crashing = SampleProcess.Start(urls, s_arguments, name: "crashing"))
         {
-            await crashing.WaitForOutputAsync(l => l.Contains("Took over 2 listening sockets", StringComparison.Ordinal), SampleProcess.StartTimeout, "the handoff");
+            await crashing.WaitForEventAsync(6, e => e["SocketCount"] == "2", SampleProcess.StartTimeout);
             crashing.Kill();
             await crashing.WaitForExitAsync(s_exitTimeout);
         }
@@ -276,7 +276,7 @@ public class RollingDeployTests(ITestOutputHelper output)
 
         using var next = SampleProcess.Start(urls, s_arguments, name: "next");
         await next.WaitUntilStartedAsync();
-        Assert.True(next.HasOutput(l => l.Contains($"from process {old.Pid}.", StringComparison.Ordinal)), next.Output);
+        Assert.True(next.HasEvent(6, e => e.Number("ProcessId") == old.Pid), next.Output);
     }
 
     [Fact]
@@ -286,6 +286,6 @@ public class RollingDeployTests(ITestOutputHelper output)
         var port = PortAllocator.GetFreePort();
         using var app = SampleProcess.Start($"http://127.0.0.1:{port}", s_arguments);
         await app.WaitUntilStartedAsync();
-        Assert.Single(app.OutputLines, l => l.Contains($"net.ipv4.tcp_migrate_req is {value}:", StringComparison.Ordinal));
+        Assert.Equal(value, Assert.Single(app.Events(5))["Value"]);
     }
 }

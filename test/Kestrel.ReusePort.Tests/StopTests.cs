@@ -17,11 +17,11 @@ public class StopTests
             Urls = [$"http://127.0.0.1:{port}"],
             ConfigureReusePort = o => o.ListenerCount = 2,
         });
-        using var metrics = new MetricRecorder(server.MeterScope);
+        using var listeningSockets = Instruments.Counter(server.MeterScope, Instruments.ListeningSockets);
         await server.StartAsync();
 
         Assert.Equal(2, ListeningSockets.HeldBy(Environment.ProcessId, port).Count);
-        var listening = Assert.Single(metrics.Observe(MetricRecorder.ListeningSockets));
+        var listening = Assert.Single(listeningSockets.Observe());
         Assert.Equal(2, listening.Value);
         Assert.Equal("127.0.0.1", listening.Tag("server.address"));
         Assert.Equal(port, listening.Tag("server.port"));
@@ -38,7 +38,7 @@ public class StopTests
         Assert.Empty(ListeningSockets.OnPort(port));
         Assert.False(socketFile is not null && File.Exists(socketFile), $"{socketFile} is left behind");
         Assert.False(lockFile is not null && File.Exists(lockFile), $"{lockFile} is left behind");
-        Assert.Empty(metrics.Observe(MetricRecorder.ListeningSockets));
+        Assert.Empty(listeningSockets.Observe());
         var refused = await Assert.ThrowsAsync<SocketException>(() => RawHttpClient.GetAsync(endPoint));
         Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
     }
@@ -55,16 +55,16 @@ public class StopTests
             },
             ConfigureReusePort = o => o.ListenerCount = 3,
         });
-        using var metrics = new MetricRecorder(server.MeterScope);
+        using var listeningSockets = Instruments.Counter(server.MeterScope, Instruments.ListeningSockets);
         await server.StartAsync();
         var ports = server.Addresses.Select(a => a.Port).ToList();
         Assert.Equal(2, ports.Count);
         Assert.All(ports, p => Assert.Equal(3, ListeningSockets.HeldBy(Environment.ProcessId, p).Count));
-        Assert.Equal(6, metrics.Observe(MetricRecorder.ListeningSockets).Sum(m => m.Value));
+        Assert.Equal(6, listeningSockets.Observe().Sum(m => m.Value));
 
         await server.StopAsync();
 
         Assert.All(ports, p => Assert.Empty(ListeningSockets.OnPort(p)));
-        Assert.Empty(metrics.Observe(MetricRecorder.ListeningSockets));
+        Assert.Empty(listeningSockets.Observe());
     }
 }

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Tests.Infrastructure;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -24,8 +24,9 @@ public class TuningOptionsTests
             FastOpenQueueLength = 64,
         });
 
-        Assert.Equal(3, listener.Sockets.Count);
-        foreach (var socket in listener.Sockets)
+        var sockets = ListeningSockets.OpenOwn(((IPEndPoint)listener.EndPoint).Port);
+        Assert.Equal(3, sockets.Count);
+        foreach (var socket in sockets)
         {
             // Whole seconds, rounded up; the kernel stores retransmissions and answers with a whole number of seconds.
             Assert.True(GetTcpOption(socket, TcpDeferAccept) >= 2, "TCP_DEFER_ACCEPT should be at least 2 s.");
@@ -38,19 +39,21 @@ public class TuningOptionsTests
     {
         await using var listener = await BindAsync(new ReusePortSocketTransportOptions { ListenerCount = 2 });
 
-        foreach (var socket in listener.Sockets)
+        var sockets = ListeningSockets.OpenOwn(((IPEndPoint)listener.EndPoint).Port);
+        Assert.Equal(2, sockets.Count);
+        foreach (var socket in sockets)
         {
             Assert.Equal(0, GetTcpOption(socket, TcpDeferAccept));
             Assert.Equal(0, GetTcpOption(socket, TcpFastOpen));
         }
     }
 
-    private static async Task<ReusePortConnectionListener> BindAsync(ReusePortSocketTransportOptions options)
+    private static async Task<Microsoft.AspNetCore.Connections.IConnectionListener> BindAsync(ReusePortSocketTransportOptions options)
     {
         options.SocketHandoff = false;
         options.DrainTimeout = TimeSpan.Zero;
         var factory = new ReusePortSocketTransportFactory(Options.Create(options), Options.Create(new SocketTransportOptions()), NullLoggerFactory.Instance);
-        return (ReusePortConnectionListener)await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        return await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
     }
 
     private static int GetTcpOption(Socket socket, int option)

@@ -20,7 +20,7 @@ public class TwoProcessesTests(ITestOutputHelper output)
         using var second = SampleProcess.Start($"http://127.0.0.1:{port}", arguments, name: "second");
         await second.WaitUntilStartedAsync();
 
-        Assert.True(second.HasOutput(l => l.Contains($"Listening on 127.0.0.1:{port} with 2 SO_REUSEPORT sockets (0 taken over", StringComparison.Ordinal)), second.Output);
+        Assert.True(second.HasEvent(1, e => (e["EndPoint"], e["SocketCount"], e["InheritedCount"]) == ($"127.0.0.1:{port}", "2", "0")), second.Output);
 
         // Each process holds exactly its own 2 sockets; the port's group has all 4.
         var firstSockets = ListeningSockets.HeldBy(first.Pid, port);
@@ -55,13 +55,11 @@ public class TwoProcessesTests(ITestOutputHelper output)
         using var second = SampleProcess.Start($"http://127.0.0.1:{port}", arguments, name: "second");
         await second.WaitUntilStartedAsync();
 
-        await second.WaitForOutputAsync(
-            l => l.Contains($"Took over 2 listening sockets of 127.0.0.1:{port} from process {first.Pid}.", StringComparison.Ordinal),
-            TimeSpan.FromSeconds(5), "the handoff");
-        Assert.True(second.HasOutput(l => l.Contains($"Listening on 127.0.0.1:{port} with 2 SO_REUSEPORT sockets (2 taken over from a running instance).", StringComparison.Ordinal)), second.Output);
-        await first.WaitForOutputAsync(
-            l => l.Contains($"Handed 2 listening sockets of 127.0.0.1:{port} over to process {second.Pid}.", StringComparison.Ordinal),
-            TimeSpan.FromSeconds(5), "the handoff");
+        await second.WaitForEventAsync(
+            6, e => (e["SocketCount"], e["EndPoint"], e.Number("ProcessId")) == ("2", $"127.0.0.1:{port}", first.Pid), TimeSpan.FromSeconds(5));
+        Assert.True(second.HasEvent(1, e => (e["EndPoint"], e["SocketCount"], e["InheritedCount"]) == ($"127.0.0.1:{port}", "2", "2")), second.Output);
+        await first.WaitForEventAsync(
+            8, e => (e["SocketCount"], e["EndPoint"], e.Number("ProcessId")) == ("2", $"127.0.0.1:{port}", second.Pid), TimeSpan.FromSeconds(5));
 
         // Still 2 sockets on the port, each one held by both processes.
         var sockets = ListeningSockets.OnPort(port);

@@ -182,22 +182,43 @@ public class ChildProcess : IDisposable
     public bool HasOutput(Func<string, bool> predicate) => OutputLines.Any(predicate);
 
     /// <summary>
-    /// Whether a line is a message with this event id, as the console's simple formatter writes it
-    /// (<c>info: Kestrel.ReusePort[1] …</c>): tests match the event, never the wording.
+    /// Whether a line is a message with this event id: a JSON log line (<see cref="LoggedEvent"/>), or one of the
+    /// console's simple formatter (<c>info: Kestrel.ReusePort[1] …</c>). Tests match the event, never the wording.
     /// </summary>
     public static bool IsEvent(string line, int eventId, string category = "Kestrel.ReusePort")
     {
         ArgumentNullException.ThrowIfNull(line);
-        return line.Contains(string.Create(CultureInfo.InvariantCulture, $" {category}[{eventId}]"), StringComparison.Ordinal);
+        return LoggedEvent.TryParse(line) is { } logged
+            ? logged.EventId == eventId && logged.Category == category
+            : line.Contains(string.Create(CultureInfo.InvariantCulture, $" {category}[{eventId}]"), StringComparison.Ordinal);
     }
 
-    /// <summary>Waits for a message with this event id (see <see cref="IsEvent"/>).</summary>
+    /// <summary>Waits for a message with this event id (see <see cref="IsEvent"/>); returns its line.</summary>
     public Task<string> WaitForEventAsync(int eventId, TimeSpan timeout, string category = "Kestrel.ReusePort") =>
         WaitForOutputAsync(line => IsEvent(line, eventId, category), timeout, $"event {category}[{eventId}]");
+
+    /// <summary>Waits for a message with this event id whose structured state matches; returns it.</summary>
+    public async Task<LoggedEvent> WaitForEventAsync(int eventId, Func<LoggedEvent, bool> predicate, TimeSpan timeout, string category = "Kestrel.ReusePort")
+    {
+        ArgumentNullException.ThrowIfNull(predicate);
+        var line = await WaitForOutputAsync(
+            line => LoggedEvent.TryParse(line) is { } e && e.EventId == eventId && e.Category == category && predicate(e),
+            timeout,
+            $"event {category}[{eventId}] as expected");
+        return LoggedEvent.TryParse(line)!;
+    }
 
     /// <summary>How many messages with this event id were written so far.</summary>
     public int CountEvents(int eventId, string category = "Kestrel.ReusePort") =>
         OutputLines.Count(line => IsEvent(line, eventId, category));
+
+    /// <summary>Whether a JSON-logged message with this event id (and matching <paramref name="predicate"/>) was written so far.</summary>
+    public bool HasEvent(int eventId, Func<LoggedEvent, bool>? predicate = null, string category = "Kestrel.ReusePort") =>
+        Events(eventId, category).Any(predicate ?? (_ => true));
+
+    /// <summary>The JSON-logged messages with this event id so far, in order.</summary>
+    public IReadOnlyList<LoggedEvent> Events(int eventId, string category = "Kestrel.ReusePort") =>
+        [.. OutputLines.Select(LoggedEvent.TryParse).OfType<LoggedEvent>().Where(e => e.EventId == eventId && e.Category == category)];
 
     /// <summary>Sends SIGTERM, as a service manager stopping the app would.</summary>
     public void SignalTerm() => Signal(LibC.SigTerm);

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kestrel.ReusePort.Tests.Infrastructure;
 
@@ -19,7 +20,7 @@ public sealed class InProcessServer : IAsyncDisposable
     private bool _started;
     private bool _stopped;
 
-    private InProcessServer(WebApplication app, TestLoggerProvider logs, string name)
+    private InProcessServer(WebApplication app, FakeLogCollector logs, string name)
     {
         App = app;
         Logs = logs;
@@ -28,7 +29,7 @@ public sealed class InProcessServer : IAsyncDisposable
 
     public WebApplication App { get; }
 
-    public TestLoggerProvider Logs { get; }
+    public FakeLogCollector Logs { get; }
 
     public string Name { get; }
 
@@ -63,10 +64,10 @@ public sealed class InProcessServer : IAsyncDisposable
             ContentRootPath = AppContext.BaseDirectory,
             EnvironmentName = "Production",
         });
-        var logs = new TestLoggerProvider();
+        var logs = new FakeLogCollector();
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Debug);
-        builder.Logging.AddProvider(logs);
+        builder.Logging.AddProvider(new FakeLoggerProvider(logs));
 
         if (options.UseReusePort)
         {

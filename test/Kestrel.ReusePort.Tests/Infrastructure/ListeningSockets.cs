@@ -65,6 +65,28 @@ public static class ListeningSockets
         return inodes;
     }
 
+    /// <summary>
+    /// This process's listening sockets on <paramref name="port"/>, as <see cref="System.Net.Sockets.Socket"/> objects over
+    /// the descriptors it holds (not owned: disposing them closes nothing), to read their options as the kernel has them.
+    /// </summary>
+    public static IReadOnlyList<System.Net.Sockets.Socket> OpenOwn(int port)
+    {
+        var listening = OnPort(port).Select(s => s.Inode).ToHashSet();
+        var sockets = new List<System.Net.Sockets.Socket>();
+        foreach (var descriptor in Directory.GetFiles("/proc/self/fd"))
+        {
+            var target = new FileInfo(descriptor).LinkTarget;
+            if (target is not null && target.StartsWith("socket:[", StringComparison.Ordinal)
+                && long.TryParse(target.AsSpan(8, target.Length - 9), NumberStyles.None, CultureInfo.InvariantCulture, out var inode) && listening.Contains(inode)
+                && int.TryParse(Path.GetFileName(descriptor), NumberStyles.None, CultureInfo.InvariantCulture, out var fd))
+            {
+                sockets.Add(new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(fd, ownsHandle: false)));
+            }
+        }
+
+        return sockets;
+    }
+
     /// <summary>The listening sockets on <paramref name="port"/> that <paramref name="pid"/> holds.</summary>
     public static IReadOnlyList<ListeningSocket> HeldBy(int pid, int port)
     {

@@ -1,3 +1,5 @@
+using Kestrel.ReusePort.Internal;
+
 namespace Kestrel.ReusePort.Tests.Infrastructure;
 
 /// <summary>
@@ -8,25 +10,10 @@ namespace Kestrel.ReusePort.Tests.Infrastructure;
 public static class Rendezvous
 {
     /// <summary>The default rendezvous directory, or null where instances find each other through /proc.</summary>
-    public static string? DefaultDirectory
-    {
-        get
-        {
-            var runtime = Environment.GetEnvironmentVariable("RUNTIME_DIRECTORY");
-            if (!string.IsNullOrEmpty(runtime))
-            {
-                return Path.Join(runtime.Split(':')[0], "kestrel-reuseport");
-            }
-
-            var xdg = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR");
-            if (!string.IsNullOrEmpty(xdg))
-            {
-                return Path.Join(xdg, "kestrel-reuseport");
-            }
-
-            return LibC.GetEffectiveUserId() == 0 ? "/run/kestrel-reuseport" : null;
-        }
-    }
+    public static string? DefaultDirectory =>
+        RendezvousLocation.EnvironmentDirectory(Environment.GetEnvironmentVariable).Directory is { } directory
+            ? Path.Join(directory, RendezvousLocation.SubdirectoryName)
+            : null;
 
     /// <summary>The socket file of an endpoint (e.g. <c>127.0.0.1:5000</c>) in a rendezvous directory.</summary>
     public static string SocketFile(string directory, string endpoint) => Path.Join(directory, endpoint + ".sock");
@@ -34,9 +21,9 @@ public static class Rendezvous
     /// <summary>The lock file of an endpoint in a rendezvous directory.</summary>
     public static string LockFile(string directory, string endpoint) => Path.Join(directory, endpoint + ".lock");
 
-    /// <summary>The line an instance logs when it starts to offer its sockets of <paramref name="endpoint"/> to the next one.</summary>
+    /// <summary>The event an instance logs when it starts to offer its sockets of <paramref name="endpoint"/> to the next one.</summary>
     public static bool IsOfferLine(string line, string endpoint) =>
-        line.Contains($"Offering the listening sockets of {endpoint} to the next instance", StringComparison.Ordinal);
+        ChildProcess.IsEvent(line, 10) && line.Contains($" {endpoint} ", StringComparison.Ordinal);
 
     /// <summary>Waits until <paramref name="process"/> offers its sockets of <paramref name="endpoint"/> at the rendezvous.</summary>
     public static Task WaitUntilOfferedAsync(ChildProcess process, string endpoint, TimeSpan? timeout = null) =>

@@ -32,7 +32,7 @@ public static class RollingRestart
             instances.Add(next);
             await next.WaitUntilStartedAsync();
             Assert.True(
-                next.HasOutput(l => l.Contains($"Took over {listenerCount} listening sockets of {endpoint} from process {old.Pid}.", StringComparison.Ordinal)),
+                next.HasEvent(6, e => (e.Number("SocketCount"), e["EndPoint"], e.Number("ProcessId")) == (listenerCount, endpoint, old.Pid)),
                 $"Restart {restart}: the new instance did not take the sockets over from {old}.\n{next.Output}");
             await load.WaitForMoreRequestsAsync(100, TimeSpan.FromSeconds(30));
 

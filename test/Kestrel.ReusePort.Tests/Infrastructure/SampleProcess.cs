@@ -5,11 +5,17 @@ namespace Kestrel.ReusePort.Tests.Infrastructure;
 /// <summary>
 /// The sample app (sample/WebApp, the one-line <c>UseReusePortSockets()</c> app) running as a child process:
 /// <c>dotnet WebApp.dll --urls URLS [arguments]</c>, logging Kestrel.ReusePort and the host lifetime at Information
-/// level, one line per message. <c>GET /</c> answers <c>Hello from pid N</c>, <c>GET /healthz</c> answers <c>ok</c>, and
+/// level, one JSON object per line (<see cref="LoggedEvent"/>). <c>GET /</c> answers <c>Hello from pid N</c>, <c>GET /healthz</c> answers <c>ok</c>, and
 /// <c>--ReusePort:Option=value</c> arguments set <see cref="ReusePortSocketTransportOptions"/>.
 /// </summary>
 public sealed class SampleProcess : ChildProcess
 {
+    /// <summary>The category of the host's lifetime messages, and of Kestrel's "Now listening on".</summary>
+    public const string HostCategory = "Microsoft.Hosting.Lifetime";
+
+    /// <summary>Kestrel's event id for "Now listening on: {address}", once it has bound an address.</summary>
+    public const int NowListeningEventId = 14;
+
     /// <summary>A generous limit for a child process to start on a busy 2-core machine.</summary>
     public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
 
@@ -18,8 +24,9 @@ public sealed class SampleProcess : ChildProcess
         "--Logging:LogLevel:Default=Warning",
         "--Logging:LogLevel:Kestrel.ReusePort=Information",
         "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information",
-        "--Logging:Console:FormatterName=simple",
-        "--Logging:Console:FormatterOptions:SingleLine=true",
+        // One JSON object per line: tests read event ids and structured state (LoggedEvent), never the wording.
+        "--Logging:Console:FormatterName=json",
+        "--Logging:Console:FormatterOptions:IncludeScopes=false",
     ];
 
     private static readonly TimeSpan s_graceOnDispose = TimeSpan.FromSeconds(5);
@@ -129,9 +136,19 @@ public sealed class SampleProcess : ChildProcess
         }
     }
 
-    /// <summary>Waits for the host's "Application started." line.</summary>
+    /// <summary>
+    /// The host's own lifetime messages (event id 0) whose template starts with <paramref name="template"/>, e.g.
+    /// "Application started": the host gives them no event id, so their template is what identifies them.
+    /// </summary>
+    public IReadOnlyList<LoggedEvent> HostMessages(string template) =>
+        [.. Events(0, HostCategory).Where(e => e.State.GetValueOrDefault("{OriginalFormat}")?.StartsWith(template, StringComparison.Ordinal) == true)];
+
+    /// <summary>Waits for the host's "Application started." message: ApplicationStarted has fired.</summary>
     public Task WaitUntilStartedAsync(TimeSpan? timeout = null) =>
-        WaitForOutputAsync(line => line.Contains("Application started.", StringComparison.Ordinal), timeout ?? StartTimeout, "'Application started.'");
+        WaitForOutputAsync(
+            line => LoggedEvent.TryParse(line) is { EventId: 0, Category: HostCategory } e && e.State.GetValueOrDefault("{OriginalFormat}")?.StartsWith("Application started", StringComparison.Ordinal) == true,
+            timeout ?? StartTimeout,
+            "'Application started.'");
 
     /// <summary>
     /// Waits until the app has started and <paramref name="endPoint"/> answers <c>GET /healthz</c> with 200 <c>ok</c>
