@@ -61,10 +61,10 @@ public sealed class ReusePortWarmupOptions
     /// <summary>
     /// Whether an instance whose warm-up failed takes a running instance's port all the same. Defaults to
     /// <see langword="false"/>: a release that answers a warm-up request with a 5xx, does not answer, or outlasts
-    /// <see cref="Timeout"/> (on any endpoint, over any protocol) while another instance serves one of its endpoints
-    /// does not take the port; it logs why, tells systemd (<c>STATUS=</c>, never READY=1), and its start fails with
-    /// <see cref="ReusePortWarmupFailedException"/>, so that the process exits non-zero and the running instance goes
-    /// on serving. A first start, with no running instance to replace, serves anyway.
+    /// <see cref="Timeout"/> (on any endpoint, over any protocol it offers) while another instance serves one of its
+    /// endpoints does not take the port; it logs why, tells systemd (<c>STATUS=</c>, never READY=1), and its start
+    /// fails with <see cref="ReusePortWarmupFailedException"/>, so that the process exits non-zero and the running
+    /// instance goes on serving. A first start, with no running instance to replace, serves anyway.
     /// </summary>
     /// <remarks>
     /// Set it when a warm-up path may legitimately fail (it reaches a dependency that is down while the release is

@@ -155,6 +155,53 @@ public class BrokenReleaseTests(ITestOutputHelper output)
         Assert.Equal(1, next.CountEvents(HandoffReceived));
     }
 
+    [Fact]
+    public async Task TheRollingDeployScriptReportsABrokenReleaseAsAFailedDeployAndKeepsTheRunningInstance()
+    {
+        var port = PortAllocator.GetFreePort();
+        var work = Directory.CreateTempSubdirectory("kestrel-reuseport-broken-deploy-").FullName;
+        var pidfile = Path.Join(work, "app.pid");
+        try
+        {
+            Assert.Equal(0, await DeployAsync(port, work, pidfile, "good", fault: null));
+            var running = int.Parse(File.ReadAllText(pidfile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
+            // The script sees the broken release exit before READY=1: the deploy fails, and the running instance stays.
+            Assert.Equal(1, await DeployAsync(port, work, pidfile, "broken", fault: "500"));
+            Assert.Equal(running, int.Parse(File.ReadAllText(pidfile).Trim(), System.Globalization.CultureInfo.InvariantCulture));
+            Assert.True(ProcessState.IsRunning(running), $"the running instance {running} was stopped");
+            Assert.Equal(Listeners, ListeningSockets.HeldBy(running, port).Count);
+            Assert.Equal(Listeners, ListeningSockets.OnPort(port).Count);
+        }
+        finally
+        {
+            if (File.Exists(pidfile) && int.TryParse(File.ReadAllText(pidfile).Trim(), out var last))
+            {
+                LibC.Kill(last, LibC.SigTerm);
+                await Eventually.UntilAsync(() => !ProcessState.IsRunning(last), TimeSpan.FromSeconds(40), "the last instance to exit");
+            }
+
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    /// <summary>Runs sample/rolling-deploy.sh once, as an operator does; returns its exit code.</summary>
+    private async Task<int> DeployAsync(int port, string work, string pidfile, string name, string? fault)
+    {
+        using var script = ChildProcess.Start(new ChildProcessStartInfo
+        {
+            FileName = "bash",
+            Arguments = [Path.Join(RepoPaths.Root, "sample", "rolling-deploy.sh"), "--pidfile", pidfile, "--log", Path.Join(work, $"{name}.log"), "--",
+                RepoPaths.DotnetHost, RepoPaths.SampleAssembly, "--urls", $"http://127.0.0.1:{port}", .. s_arguments],
+            WorkingDirectory = RepoPaths.SampleDirectory,
+            Environment = new Dictionary<string, string?> { ["WEBAPP_FAULT"] = fault },
+            Name = $"rolling-deploy.sh ({name})",
+        });
+        var exitCode = await script.WaitForExitAsync(TimeSpan.FromSeconds(90));
+        output.WriteLine($"rolling-deploy.sh ({name}): exit code {exitCode}\n{script.Output}");
+        return exitCode;
+    }
+
     /// <summary>
     /// Watches, until <paramref name="process"/> exits, how many of the port's listening sockets it holds; returns the
     /// most it was seen to hold. The samples only observe: the exit is what is waited for.
