@@ -63,7 +63,9 @@ new=$!
 deadline=$((SECONDS + ready_timeout))
 until grep -q 'READY=1' "$notify_log"; do
   if ! alive "$new"; then
-    echo "new instance $new exited before it was ready; the old instance ${old:-(none)} keeps serving (see $log)" >&2
+    # A release whose warm-up failed says why in a STATUS= line before it exits.
+    status=$(sed -n 's/.*STATUS=/: /p' "$notify_log" | tail -n 1)
+    echo "new instance $new exited before it was ready${status}; the old instance ${old:-(none)} keeps serving (see $log)" >&2
     exit 1
   fi
   if [ $SECONDS -ge $deadline ]; then

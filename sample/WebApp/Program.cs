@@ -20,6 +20,32 @@ builder.WebHost.ConfigureKestrel(kestrel => builder.Configuration.GetSection("Ke
 
 var app = builder.Build();
 
+// Fault injection, for the tests and scripts that play a broken release: WEBAPP_FAULT=500 answers every request with
+// 500, =hang never answers, =crash kills the process at its first request. Unset, the app is healthy.
+if (Environment.GetEnvironmentVariable("WEBAPP_FAULT") is { Length: > 0 } fault)
+{
+    if (fault is not ("500" or "hang" or "crash"))
+    {
+        throw new InvalidOperationException($"WEBAPP_FAULT must be 500, hang or crash, but was '{fault}'.");
+    }
+
+    app.Use(async (HttpContext context, RequestDelegate _) =>
+    {
+        switch (fault)
+        {
+            case "500":
+                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+                return;
+            case "hang":
+                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                return;
+            default:
+                Environment.FailFast("WEBAPP_FAULT=crash: the first request kills the process");
+                return;
+        }
+    });
+}
+
 app.MapGet("/", () => $"Hello from pid {Environment.ProcessId}\n");
 app.MapGet("/healthz", () => "ok\n");
 

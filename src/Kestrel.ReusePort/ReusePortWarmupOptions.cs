@@ -45,8 +45,9 @@ public sealed class ReusePortWarmupOptions
     public int Requests { get; set; } = 2;
 
     /// <summary>
-    /// The longest the whole warm-up may take; past it the instance logs which request did not finish and begins to
-    /// serve. Defaults to 10 seconds. Allowed range: more than zero, at most <see cref="MaxTimeout"/>.
+    /// The longest the whole warm-up may take; past it the instance logs which request did not finish, and the warm-up
+    /// has failed (see <see cref="ServeOnFailure"/>). Defaults to 10 seconds. Allowed range: more than zero, at most
+    /// <see cref="MaxTimeout"/>.
     /// </summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -56,4 +57,18 @@ public sealed class ReusePortWarmupOptions
     /// host-based routing or the certificate selection needs a real name.
     /// </summary>
     public string? Host { get; set; }
+
+    /// <summary>
+    /// Whether an instance whose warm-up failed takes a running instance's port all the same. Defaults to
+    /// <see langword="false"/>: a release that answers a warm-up request with a 5xx, does not answer, or outlasts
+    /// <see cref="Timeout"/> (on any endpoint, over any protocol it offers) while another instance serves one of its
+    /// endpoints does not take the port; it logs why, tells systemd (<c>STATUS=</c>, never READY=1), and its start
+    /// fails with <see cref="ReusePortWarmupFailedException"/>, so that the process exits non-zero and the running
+    /// instance goes on serving. A first start, with no running instance to replace, serves anyway.
+    /// </summary>
+    /// <remarks>
+    /// Set it when a warm-up path may legitimately fail (it reaches a dependency that is down while the release is
+    /// fine). A 404 is not a failure: the default path, <c>/</c>, may have no endpoint.
+    /// </remarks>
+    public bool ServeOnFailure { get; set; }
 }

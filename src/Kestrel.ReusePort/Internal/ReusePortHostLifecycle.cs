@@ -48,10 +48,11 @@ internal sealed class ReusePortHostLifecycle(
     {
         var pending = factory.PendingListeners();
         var warmups = pending.Where(l => l.Warmup is not null).Select(l => ((System.Net.IPEndPoint)l.EndPoint, l.Warmup!, l.EndpointTags)).ToList();
+        List<System.Net.IPEndPoint> failed = [];
         if (warmups.Count > 0)
         {
             var addresses = services.GetService<IServer>()?.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
-            await WarmupRunner.RunAsync(warmups, addresses, options.Value.Warmup, factory.Logger, factory.Metrics, cancellationToken).ConfigureAwait(false);
+            failed = await WarmupRunner.RunAsync(warmups, addresses, options.Value.Warmup, factory.Logger, factory.Metrics, cancellationToken).ConfigureAwait(false);
         }
 
         if (cancellationToken.IsCancellationRequested)
@@ -59,6 +60,9 @@ internal sealed class ReusePortHostLifecycle(
             // The host is stopping (or its start timed out) before this instance took any traffic: take none.
             return;
         }
+
+        // A release whose warm-up failed does not replace a running instance: this throws, and the start fails.
+        WarmupFailurePolicy.Apply(failed, pending.Select(l => (System.Net.IPEndPoint)l.EndPoint), options.Value.Warmup, factory.Logger, _notifier);
 
         var predecessors = await factory.ActivateAsync(cancellationToken).ConfigureAwait(false);
         try

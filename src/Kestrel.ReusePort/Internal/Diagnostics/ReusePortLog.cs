@@ -65,7 +65,7 @@ internal static partial class ReusePortLog
     [LoggerMessage(19, LogLevel.Information, "Warmed up {EndPoint} in {ElapsedMilliseconds} ms: {Summary}.", EventName = "WarmedUp")]
     public static partial void WarmedUp(ILogger logger, EndPoint endPoint, long elapsedMilliseconds, string summary);
 
-    [LoggerMessage(20, LogLevel.Warning, "The warm-up of {EndPoint} did not succeed after {ElapsedMilliseconds} ms ({Summary}); accepting on the port anyway.", EventName = "WarmupFailed")]
+    [LoggerMessage(20, LogLevel.Warning, "The warm-up of {EndPoint} did not succeed after {ElapsedMilliseconds} ms ({Summary}).", EventName = "WarmupFailed")]
     public static partial void WarmupFailed(ILogger logger, EndPoint endPoint, long elapsedMilliseconds, string summary);
 
     [LoggerMessage(21, LogLevel.Warning, "The handoff rendezvous '{Place}' of {EndPoint} was removed or replaced; offering the sockets there again.", EventName = "RendezvousLost")]
@@ -106,4 +106,13 @@ internal static partial class ReusePortLog
 
     [LoggerMessage(32, LogLevel.Warning, "After the drain's bound, Kestrel's shutdown closed {ClosedIdle} idle connections, {Finished} finished their last request, and {Aborted} were aborted at HostOptions.ShutdownTimeout; before the bound {ConnectionClose} were answered with Connection: close, {GoAway} sent GOAWAY and {ClientClosed} closed by their clients.", EventName = "ShutdownAfterDrain")]
     public static partial void ShutdownAfterDrain(ILogger logger, long closedIdle, long finished, long aborted, long connectionClose, long goAway, long clientClosed);
+
+    [LoggerMessage(33, LogLevel.Error, "The warm-up failed on {FailedEndPoints} while a running instance serves {ServedEndPoints}: this instance does not take the port, and its start fails. The running instance goes on serving. Set ReusePort:Warmup:ServeOnFailure=true to take over all the same.", EventName = "WarmupFailedPortLeft")]
+    public static partial void WarmupFailedPortLeft(ILogger logger, string failedEndPoints, string servedEndPoints);
+
+    [LoggerMessage(34, LogLevel.Warning, "The warm-up failed on {FailedEndPoints}, but no running instance serves this instance's endpoints (a first start): accepting on the port anyway.", EventName = "WarmupFailedFirstStart")]
+    public static partial void WarmupFailedFirstStart(ILogger logger, string failedEndPoints);
+
+    [LoggerMessage(35, LogLevel.Warning, "The warm-up failed on {FailedEndPoints}, and Warmup.ServeOnFailure is set: taking over {ServedEndPoints} from the running instance anyway.", EventName = "WarmupFailedServingAnyway")]
+    public static partial void WarmupFailedServingAnyway(ILogger logger, string failedEndPoints, string servedEndPoints);
 }

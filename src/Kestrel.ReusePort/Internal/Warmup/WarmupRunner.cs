@@ -21,14 +21,16 @@ namespace Kestrel.ReusePort.Internal;
 /// </summary>
 /// <remarks>
 /// A protocol the endpoint does not offer simply fails its first request and is skipped. The warm-up never blocks
-/// the start for longer than its timeout; whatever failed is logged with the reason, and the instance goes on to serve.
+/// the start for longer than its timeout; whatever failed is logged with the reason, and returned, for
+/// <see cref="WarmupFailurePolicy"/> to decide whether the instance may take the port.
 /// </remarks>
 internal static class WarmupRunner
 {
     private const string UserAgent = "Kestrel.ReusePort-warmup";
     private static readonly Version[] s_protocols = [HttpVersion.Version11, HttpVersion.Version20];
 
-    public static async Task RunAsync(
+    /// <summary>Warms every endpoint up; returns those whose warm-up failed (a 5xx, no answer, the timeout), not a 404.</summary>
+    public static async Task<List<IPEndPoint>> RunAsync(
         IReadOnlyList<(IPEndPoint EndPoint, WarmupListener Listener, KeyValuePair<string, object?>[] Tags)> endpoints,
         IEnumerable<string> serverAddresses,
         ReusePortWarmupOptions options,
@@ -40,6 +42,7 @@ internal static class WarmupRunner
         var addresses = serverAddresses.Select(TryParse).Where(a => a is not null).Cast<BindingAddress>().ToList();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(options.Timeout);
+        var failed = new List<IPEndPoint>();
 
         foreach (var (endpoint, listener, tags) in endpoints)
         {
@@ -58,13 +61,16 @@ internal static class WarmupRunner
             else
             {
                 ReusePortLog.WarmupFailed(logger, endpoint, (long)elapsed.TotalMilliseconds, outcome.Summary);
+                failed.Add(endpoint);
             }
 
             if (cancellationToken.IsCancellationRequested)
             {
-                return;
+                break;
             }
         }
+
+        return failed;
     }
 
     private static async Task<(string Summary, string? ErrorType)> WarmEndpointAsync(
