@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using System.Text;
 using Kestrel.ReusePort;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -17,6 +18,9 @@ builder.Services.Configure<SocketTransportOptions>(builder.Configuration.GetSect
 // Kestrel's limits, which WebApplication does not read from configuration by itself, e.g.
 // --Kestrel:Limits:KeepAliveTimeout=00:01:00: a draining instance keeps an idle keep-alive connection that long too.
 builder.WebHost.ConfigureKestrel(kestrel => builder.Configuration.GetSection("Kestrel:Limits").Bind(kestrel.Limits));
+
+// Readiness for load balancers: unhealthy from SIGTERM on, while ReusePort:RemovalDelay keeps the instance accepting.
+builder.Services.AddHealthChecks().AddReusePortReadiness();
 
 var app = builder.Build();
 
@@ -48,6 +52,7 @@ if (Environment.GetEnvironmentVariable("WEBAPP_FAULT") is { Length: > 0 } fault)
 
 app.MapGet("/", () => $"Hello from pid {Environment.ProcessId}\n");
 app.MapGet("/healthz", () => "ok\n");
+app.MapHealthChecks("/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains(ReusePortHealthChecksBuilderExtensions.ReadyTag) });
 
 // A slow request: a deploy lets it finish on the old instance, within the drain's bound.
 app.MapGet("/delay/{milliseconds:int}", async (int milliseconds, CancellationToken aborted) =>

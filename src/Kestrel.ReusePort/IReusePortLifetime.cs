@@ -16,7 +16,9 @@ public interface IReusePortLifetime
     /// </summary>
     /// <remarks>
     /// Unlike <c>IHostApplicationLifetime.ApplicationStopping</c>, which fires before the listening sockets are let go,
-    /// this fires only once this instance can no longer be given a new connection.
+    /// this fires only once this instance can no longer be given a new connection. With
+    /// <see cref="ReusePortSocketTransportOptions.RemovalDelay"/>, that is when the delay ends (or a successor takes the
+    /// sockets over), not at SIGTERM.
     /// </remarks>
     CancellationToken Draining { get; }
 }

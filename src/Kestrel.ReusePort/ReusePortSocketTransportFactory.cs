@@ -80,6 +80,7 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
             Metrics = Metrics,
             Tracker = Tracker,
             StopRequested = pid => _stopRequested?.Invoke(pid),
+            HandedOver = pid => Successor.HandedOver(pid, ActiveListeners()),
         };
     }
 
@@ -98,6 +99,9 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
     internal long StartedAt { get; } = HandoffProtocol.MonotonicNow();
 
     internal ConnectionTracker Tracker { get; }
+
+    /// <summary>Whether a successor holds this instance's sockets, so that stopping it is a replacement, not a removal.</summary>
+    internal SuccessorWatch Successor { get; } = new();
 
     internal ILogger Logger => _logger;
 
@@ -203,6 +207,15 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
         lock (_gate)
         {
             return _listeners.FindAll(l => !l.IsActive);
+        }
+    }
+
+    /// <summary>The endpoints accepting from the port (or that did, before they stopped).</summary>
+    internal List<ReusePortConnectionListener> ActiveListeners()
+    {
+        lock (_gate)
+        {
+            return _listeners.FindAll(l => l.IsActive);
         }
     }
 

@@ -28,6 +28,9 @@ public sealed class ReusePortSocketTransportOptions
     /// <summary>The longest allowed <see cref="DrainTimeout"/>.</summary>
     public static readonly TimeSpan MaxDrainTimeout = TimeSpan.FromHours(1);
 
+    /// <summary>The longest allowed <see cref="RemovalDelay"/>.</summary>
+    public static readonly TimeSpan MaxRemovalDelay = TimeSpan.FromMinutes(10);
+
     /// <summary>
     /// The number of listening sockets, each with its own accept loop, opened for every IP endpoint.
     /// </summary>
@@ -108,12 +111,32 @@ public sealed class ReusePortSocketTransportOptions
     /// </summary>
     /// <remarks>
     /// Defaults to <see langword="null"/>: <c>HostOptions.ShutdownTimeout</c> (30 seconds by default) minus 2 seconds
-    /// that Kestrel's own shutdown keeps for the requests still in flight at that point. The drain ends as soon as no
+    /// that Kestrel's own shutdown keeps for the requests still in flight at that point, and minus the
+    /// <see cref="RemovalDelay"/> that went before. The drain ends as soon as no
     /// connection is open. What is still open at its end is logged with counts and closed by Kestrel's shutdown. Allowed
     /// range: zero (no drain: Kestrel's shutdown closes idle connections at once) to <see cref="MaxDrainTimeout"/>; the
     /// host's shutdown timeout bounds it in any case.
     /// </remarks>
     public TimeSpan? DrainTimeout { get; set; }
+
+    /// <summary>
+    /// How long an instance that is told to stop while no successor holds its sockets (scale-in, a Kubernetes pod being
+    /// terminated, a VM leaving a load balancer) keeps accepting new connections, so that a load balancer still sending
+    /// it connections until its endpoint list catches up loses none. Meanwhile every HTTP/1.x response carries
+    /// <c>Connection: close</c> and HTTP/2 connections get GOAWAY, so that clients and balancers move on; then the
+    /// instance stops accepting and drains (see <see cref="DrainTimeout"/>).
+    /// </summary>
+    /// <remarks>
+    /// Defaults to zero (off: accepting stops at once, as with Kestrel's own transports). Configuration key:
+    /// <c>ReusePort:RemovalDelay</c> where the options are bound from the <c>ReusePort</c> section. An instance whose
+    /// sockets a successor took over (<see cref="SocketHandoff"/>) is replaced, not removed: it stops accepting at once,
+    /// also when the successor takes them during the delay. The delay counts against <c>HostOptions.ShutdownTimeout</c>:
+    /// it and <see cref="DrainTimeout"/> (when set; else 2 seconds for Kestrel's own shutdown) must fit within it, or the
+    /// app fails to start. Allowed range: zero to <see cref="MaxRemovalDelay"/>. Set it a little longer than the load
+    /// balancer takes to drop an instance (for Kubernetes, the time until the endpoint removal reaches every node); it
+    /// replaces a <c>preStop</c> sleep, which cannot tell a replaced instance from a removed one.
+    /// </remarks>
+    public TimeSpan RemovalDelay { get; set; }
 
     /// <summary>
     /// The requests a starting instance sends through its own pipeline before it accepts a connection from the port, so

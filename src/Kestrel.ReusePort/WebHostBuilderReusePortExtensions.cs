@@ -34,6 +34,7 @@ public static class WebHostBuilderReusePortExtensions
         {
             services.AddOptions<ReusePortSocketTransportOptions>().ValidateOnStart();
             services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ReusePortSocketTransportOptions>, ReusePortSocketTransportOptionsValidator>());
+            services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ReusePortSocketTransportOptions>, RemovalDelayValidator>());
 
             // Registered once, even if the method is called again: a second factory would bind every port twice.
             foreach (var descriptor in services)

@@ -85,7 +85,8 @@ internal sealed class ReusePortHostLifecycle(
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         NotifyStopping();
-        await ConnectionDrain.RunAsync(factory, DrainBound(), factory.Lifetime, _notifier, cancellationToken).ConfigureAwait(false);
+        var delayed = await RemovalDelay.RunAsync(factory, options.Value.RemovalDelay, _notifier, cancellationToken).ConfigureAwait(false);
+        await ConnectionDrain.RunAsync(factory, DrainBound(delayed), factory.Lifetime, _notifier, cancellationToken).ConfigureAwait(false);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -96,8 +97,8 @@ internal sealed class ReusePortHostLifecycle(
         return Task.CompletedTask;
     }
 
-    /// <summary>The drain's bound: the option, else the host's shutdown timeout less Kestrel's reserve.</summary>
-    private TimeSpan DrainBound()
+    /// <summary>The drain's bound: the option, else the host's shutdown timeout less the removal delay and Kestrel's reserve.</summary>
+    private TimeSpan DrainBound(TimeSpan delayed)
     {
         if (options.Value.DrainTimeout is { } configured)
         {
@@ -110,8 +111,9 @@ internal sealed class ReusePortHostLifecycle(
             return Timeout.InfiniteTimeSpan;
         }
 
-        var bound = shutdown - KestrelShutdownReserve;
-        return bound < shutdown / 2 ? shutdown / 2 : bound;
+        var left = shutdown - delayed;
+        var bound = left - KestrelShutdownReserve;
+        return bound < left / 2 ? left / 2 : bound;
     }
 
     private void NotifyStopping() => _notifier.Stopping("Stopping: no new connection is accepted; open connections are drained");

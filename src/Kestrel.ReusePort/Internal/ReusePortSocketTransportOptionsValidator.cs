@@ -45,6 +45,12 @@ internal sealed class ReusePortSocketTransportOptionsValidator : IValidateOption
                 $"{prefix}.{nameof(options.DrainTimeout)} must be between 00:00:00 and {ReusePortSocketTransportOptions.MaxDrainTimeout} (or unset, for the host's shutdown timeout), but was {drain}."));
         }
 
+        if (options.RemovalDelay < TimeSpan.Zero || options.RemovalDelay > ReusePortSocketTransportOptions.MaxRemovalDelay)
+        {
+            failures.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{prefix}.{nameof(options.RemovalDelay)} must be between 00:00:00 and {ReusePortSocketTransportOptions.MaxRemovalDelay}, but was {options.RemovalDelay}."));
+        }
+
         if (options.AbstractRendezvous && !string.IsNullOrEmpty(options.RendezvousDirectory))
         {
             failures.Add($"{prefix}.{nameof(options.AbstractRendezvous)} and {prefix}.{nameof(options.RendezvousDirectory)} cannot both be set: the instances meet either on an abstract name or in a directory.");

@@ -115,4 +115,16 @@ internal static partial class ReusePortLog
 
     [LoggerMessage(35, LogLevel.Warning, "The warm-up failed on {FailedEndPoints}, and Warmup.ServeOnFailure is set: taking over {ServedEndPoints} from the running instance anyway.", EventName = "WarmupFailedServingAnyway")]
     public static partial void WarmupFailedServingAnyway(ILogger logger, string failedEndPoints, string servedEndPoints);
+
+    [LoggerMessage(37, LogLevel.Information, "Stopping with no successor holding this instance's sockets: accepting for {DelayMilliseconds} ms more (RemovalDelay) while load balancers drop it; every response meanwhile asks its client to reconnect.", EventName = "RemovalDelayStarted")]
+    public static partial void RemovalDelayStarted(ILogger logger, long delayMilliseconds);
+
+    [LoggerMessage(38, LogLevel.Information, "No removal delay: {Reason}; accepting stops now.", EventName = "RemovalDelaySkipped")]
+    public static partial void RemovalDelaySkipped(ILogger logger, string reason);
+
+    [LoggerMessage(39, LogLevel.Information, "Process {ProcessId} took over this instance's sockets {ElapsedMilliseconds} ms into the removal delay: it serves them now, so accepting stops at once; {AcceptedCount} connections were accepted during the delay.", EventName = "RemovalDelaySuccessor")]
+    public static partial void RemovalDelaySuccessor(ILogger logger, int processId, long elapsedMilliseconds, long acceptedCount);
+
+    [LoggerMessage(40, LogLevel.Information, "Removal delay ended after {ElapsedMilliseconds} ms: {AcceptedCount} connections were accepted during it, the last {LastAcceptedMilliseconds} ms into it (-1: none). Accepting stops now.", EventName = "RemovalDelayEnded")]
+    public static partial void RemovalDelayEnded(ILogger logger, long elapsedMilliseconds, long acceptedCount, long lastAcceptedMilliseconds);
 }

@@ -19,13 +19,21 @@ internal sealed class ConnectionTracker(ReusePortMetrics metrics)
     private long _open;
     private long _busy;
     private int _state;
+    private volatile bool _sendingAway;
+    private long _acceptedWhileSendingAway;
+    private long _lastAcceptedWhileSendingAway;
 
     public long OpenConnections => Interlocked.Read(ref _open);
 
     /// <summary>Open connections with at least one request in flight.</summary>
     public long BusyConnections => Interlocked.Read(ref _busy);
 
-    public bool IsDraining => Volatile.Read(ref _state) != Running;
+    /// <summary>Whether clients are told to leave: during the drain, and during a removal delay while still accepting.</summary>
+    public bool IsDraining => _sendingAway || Volatile.Read(ref _state) != Running;
+
+    /// <summary>Connections accepted since <see cref="SendClientsAway"/>, and when the last of them came (a Stopwatch timestamp, or 0).</summary>
+    public (long Count, long LastTimestamp) AcceptedWhileSendingAway =>
+        (Interlocked.Read(ref _acceptedWhileSendingAway), Interlocked.Read(ref _lastAcceptedWhileSendingAway));
 
     internal bool IsPastBound => Volatile.Read(ref _state) == PastBound;
 
@@ -34,8 +42,21 @@ internal sealed class ConnectionTracker(ReusePortMetrics metrics)
         var tracked = new TrackedConnection(this);
         connection.Features.Set(tracked);
         Interlocked.Increment(ref _open);
+        if (_sendingAway)
+        {
+            // Counted only in the removal delay, where it says whether the load balancer still sent connections.
+            Interlocked.Increment(ref _acceptedWhileSendingAway);
+            Interlocked.Exchange(ref _lastAcceptedWhileSendingAway, System.Diagnostics.Stopwatch.GetTimestamp());
+        }
+
         connection.ConnectionClosed.UnsafeRegister(static state => ((TrackedConnection)state!).OnClosed(), tracked);
     }
+
+    /// <summary>
+    /// From now on responses ask clients to leave (<see cref="IsDraining"/>) while the instance still accepts: the
+    /// removal delay. Connections that end meanwhile are not counted as drained, the drain has not begun.
+    /// </summary>
+    public void SendClientsAway() => _sendingAway = true;
 
     /// <summary>From now on, every connection that ends is counted by how it ended.</summary>
     public void BeginDrain() => Interlocked.CompareExchange(ref _state, Draining, Running);

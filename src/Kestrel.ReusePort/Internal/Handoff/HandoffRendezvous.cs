@@ -31,6 +31,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
     private readonly RendezvousName _name;
     private readonly IReadOnlyList<Socket> _sockets;
     private readonly Action<int> _stopRequested;
+    private readonly Action<int> _handedOver;
     private readonly ILogger _logger;
     private readonly ReusePortMetrics _metrics;
     private readonly KeyValuePair<string, object?>[] _endpointTags;
@@ -48,6 +49,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
         RendezvousName name,
         IReadOnlyList<Socket> sockets,
         Action<int> stopRequested,
+        Action<int> handedOver,
         ILogger logger,
         ReusePortMetrics metrics,
         KeyValuePair<string, object?>[] endpointTags)
@@ -56,6 +58,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
         _name = name;
         _sockets = sockets;
         _stopRequested = stopRequested;
+        _handedOver = handedOver;
         _logger = logger;
         _metrics = metrics;
         _endpointTags = endpointTags;
@@ -214,6 +217,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
                 SendSockets(peer);
                 ReusePortLog.HandoffSent(_logger, _sockets.Count, _endpoint, credentials.ProcessId);
                 _metrics.SocketsHandedOver(_endpointTags, _sockets.Count, sent: true);
+                _handedOver(credentials.ProcessId);
 
                 // The new instance may come back on this connection, once it accepts on the sockets, to ask this one to
                 // go. It is the old one only if it served before the other started; otherwise both are new.

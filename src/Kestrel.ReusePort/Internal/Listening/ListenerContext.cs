@@ -22,4 +22,7 @@ internal sealed class ListenerContext
 
     /// <summary>Called when an instance that took this one's sockets over asks it to drain and exit, with that instance's pid.</summary>
     public required Action<int> StopRequested { get; init; }
+
+    /// <summary>Called when an instance took an endpoint's sockets over, with that instance's pid.</summary>
+    public required Action<int> HandedOver { get; init; }
 }

@@ -45,6 +45,7 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
     private Task[] _acceptLoops = [];
     private Task? _stopped;
     private bool _active;
+    private bool _handedOver;
     private int _disposed;
 
     /// <param name="endPoint">The endpoint, with the port the sockets are bound to.</param>
@@ -74,6 +75,9 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
     public WarmupListener? Warmup => _warmup;
 
     public bool IsActive => Volatile.Read(ref _active);
+
+    /// <summary>Whether another instance took this endpoint's sockets over, and so keeps accepting from them when this one stops.</summary>
+    public bool HandedOver => Volatile.Read(ref _handedOver);
 
     /// <summary>The listening sockets this process holds for the endpoint now: none before activation or once stopped.</summary>
     public int ListeningSocketCount => IsActive && Volatile.Read(ref _stopped) is null ? _sockets.Count : 0;
@@ -145,7 +149,7 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
                 StartAccepting();
                 if (name is not null)
                 {
-                    _handoff = new HandoffRendezvous(endpoint, name, sockets, _context.StopRequested, _context.Logger, _context.Metrics, _endpointTags);
+                    _handoff = new HandoffRendezvous(endpoint, name, sockets, _context.StopRequested, OnHandedOver, _context.Logger, _context.Metrics, _endpointTags);
                     _handoff.Start(acquired.ClaimedPlace);
                     name = null;
                 }
@@ -270,6 +274,12 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
 
         _connectionFactory.Dispose();
         _stopAccepting.Dispose();
+    }
+
+    private void OnHandedOver(int processId)
+    {
+        Volatile.Write(ref _handedOver, true);
+        _context.HandedOver(processId);
     }
 
     private void StartAccepting()
