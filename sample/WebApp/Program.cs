@@ -18,7 +18,18 @@ builder.Services.Configure<SocketTransportOptions>(builder.Configuration.GetSect
 // --Kestrel:Limits:KeepAliveTimeout=00:01:00: a draining instance keeps an idle keep-alive connection that long too.
 builder.WebHost.ConfigureKestrel(kestrel => builder.Configuration.GetSection("Kestrel:Limits").Bind(kestrel.Limits));
 
+// Off by default: --Telemetry:Prometheus=true serves /metrics, --Telemetry:Otlp:Endpoint=URL pushes over OTLP (Telemetry.cs).
+var telemetry = Telemetry.IsEnabled(builder.Configuration);
+if (telemetry)
+{
+    builder.AddTelemetry();
+}
+
 var app = builder.Build();
+if (telemetry)
+{
+    app.MapTelemetry();
+}
 
 app.MapGet("/", () => $"Hello from pid {Environment.ProcessId}\n");
 app.MapGet("/healthz", () => "ok\n");
