@@ -9,6 +9,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
+using HdrHistogram;
 
 namespace LoadTimeline;
 
@@ -173,16 +174,16 @@ internal static class Program
     private static void PrintReport(LoadOptions o, Recorder r, double seconds)
     {
         CultureInfo c = CultureInfo.InvariantCulture;
-        LatencyHistogram total = r.Total;
+        HistogramBase total = r.Total;
         string Ms(double q) => double.IsNaN(q) ? "NaN" : string.Create(c, $"{q:F2}ms");
         using StringWriter w = new(c);
         w.WriteLine($"Running {seconds:F2}s test @ {o.Url}");
         w.WriteLine($"  LoadTimeline {o.ModeName}, {o.Connections} connections{(o.Mode == LoadMode.H2 ? $" x {o.Streams} streams" : string.Empty)}, {o.Interval.TotalMilliseconds:F0} ms intervals, timeout {o.Timeout.TotalMilliseconds:F0} ms");
         w.WriteLine("  Latency Distribution");
-        w.WriteLine($"     50%  {Ms(total.PercentileMilliseconds(0.50))}");
-        w.WriteLine($"     90%  {Ms(total.PercentileMilliseconds(0.90))}");
-        w.WriteLine($"     99%  {Ms(total.PercentileMilliseconds(0.99))}");
-        w.WriteLine($"    max   {Ms(total.Count == 0 ? double.NaN : total.MaxNanoseconds / 1e6)}");
+        w.WriteLine($"     50%  {Ms(Latency.PercentileMilliseconds(total, 0.50))}");
+        w.WriteLine($"     90%  {Ms(Latency.PercentileMilliseconds(total, 0.90))}");
+        w.WriteLine($"     99%  {Ms(Latency.PercentileMilliseconds(total, 0.99))}");
+        w.WriteLine($"    max   {Ms(Latency.MaxMilliseconds(total))}");
         w.WriteLine($"  {r.Requests} requests in {seconds:F2}s");
         long errors = r.Errors(ErrorKind.Connect) + r.Errors(ErrorKind.Read) + r.Errors(ErrorKind.Write) + r.Errors(ErrorKind.Timeout);
         if (errors > 0)

@@ -6,6 +6,7 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using System.Threading;
+using HdrHistogram;
 
 namespace LoadTimeline;
 
@@ -18,12 +19,15 @@ internal sealed class Recorder : IDisposable
 {
     private const int KindCount = 4;
 
+    // What an interval without a response reads from.
+    private static readonly HistogramBase s_empty = Latency.CreateHistogram();
+
     private readonly long _t0;
     private readonly DateTime _t0Utc;
     private readonly long _intervalTicks;
     private readonly long _graceTicks;
     private readonly Interval?[] _slots;
-    private readonly LatencyHistogram _total = new();
+    private readonly HistogramBase _total = Latency.CreateHistogram();
     private readonly long[] _totalErrors = new long[KindCount];
     private readonly ConcurrentDictionary<string, long> _errorTypes = new(StringComparer.Ordinal);
     private readonly StreamWriter? _tsv;
@@ -61,13 +65,13 @@ internal sealed class Recorder : IDisposable
     /// <summary>Unix time of the start of the run, in seconds.</summary>
     public double StartEpochSeconds => (_t0Utc - DateTime.UnixEpoch).TotalSeconds;
 
-    public long Requests => _total.Count;
+    public long Requests => _total.TotalCount;
 
     public long Non2xx => Volatile.Read(ref _totalNon2xx);
 
     public long Errors(ErrorKind kind) => Volatile.Read(ref _totalErrors[(int)kind]);
 
-    public LatencyHistogram Total => _total;
+    public HistogramBase Total => _total;
 
     public ConcurrentDictionary<string, long> ErrorTypes => _errorTypes;
 
@@ -84,7 +88,7 @@ internal sealed class Recorder : IDisposable
 
         long nanoseconds = (long)((done - sent) * (1e9 / Stopwatch.Frequency));
         bool bad = status is < 200 or > 299;
-        _total.Record(nanoseconds);
+        Latency.Record(_total, nanoseconds);
         if (bad)
         {
             Interlocked.Increment(ref _totalNon2xx);
@@ -93,7 +97,7 @@ internal sealed class Recorder : IDisposable
         Interval? interval = Slot(done);
         if (interval is not null)
         {
-            interval.Latency.Record(nanoseconds);
+            Latency.Record(interval.Latency, nanoseconds);
             if (bad)
             {
                 Interlocked.Increment(ref interval.Non2xx);
@@ -220,14 +224,14 @@ internal sealed class Recorder : IDisposable
         long end = Math.Min(start + _intervalTicks, _end);
         double seconds = Math.Max(1e-6, (double)(end - start) / Stopwatch.Frequency);
         double t = (double)(start - _t0) / Stopwatch.Frequency;
-        long requests = interval?.Latency.Count ?? 0;
+        long requests = interval?.Latency.TotalCount ?? 0;
         long connect = interval?.Errors[(int)ErrorKind.Connect] ?? 0;
         long read = interval?.Errors[(int)ErrorKind.Read] ?? 0;
         long write = interval?.Errors[(int)ErrorKind.Write] ?? 0;
         long timeout = interval?.Errors[(int)ErrorKind.Timeout] ?? 0;
-        LatencyHistogram latency = interval?.Latency ?? new LatencyHistogram();
+        HistogramBase latency = interval?.Latency ?? s_empty;
         CultureInfo c = CultureInfo.InvariantCulture;
-        _tsv!.Write(string.Create(c, $"{t:F3}\t{StartEpochSeconds + t:F3}\t{seconds:F3}\t{requests}\t{requests / seconds:F1}\t{connect}\t{read}\t{write}\t{timeout}\t{connect + read + write + timeout}\t{interval?.Non2xx ?? 0}\t{Ms(latency.PercentileMilliseconds(0.50))}\t{Ms(latency.PercentileMilliseconds(0.90))}\t{Ms(latency.PercentileMilliseconds(0.99))}\t{Ms(requests == 0 ? double.NaN : latency.MaxNanoseconds / 1e6)}\n"));
+        _tsv!.Write(string.Create(c, $"{t:F3}\t{StartEpochSeconds + t:F3}\t{seconds:F3}\t{requests}\t{requests / seconds:F1}\t{connect}\t{read}\t{write}\t{timeout}\t{connect + read + write + timeout}\t{interval?.Non2xx ?? 0}\t{Ms(Latency.PercentileMilliseconds(latency, 0.50))}\t{Ms(Latency.PercentileMilliseconds(latency, 0.90))}\t{Ms(Latency.PercentileMilliseconds(latency, 0.99))}\t{Ms(Latency.MaxMilliseconds(latency))}\n"));
     }
 
     /// <summary>Milliseconds with 3 decimals, or NaN (which gnuplot skips) for an interval without responses.</summary>
@@ -248,7 +252,7 @@ internal sealed class Recorder : IDisposable
 
         s.Append(c, $"start_epoch={StartEpochSeconds:F3}\nseconds={seconds:F3}\nrequests={Requests}\nrps={Requests / Math.Max(seconds, 1e-6):F1}\n");
         s.Append(c, $"errors={errors}\nerrors_connect={Errors(ErrorKind.Connect)}\nerrors_read={Errors(ErrorKind.Read)}\nerrors_write={Errors(ErrorKind.Write)}\nerrors_timeout={Errors(ErrorKind.Timeout)}\nnon2xx={Non2xx}\n");
-        s.Append(c, $"p50_ms={Ms(_total.PercentileMilliseconds(0.50))}\np90_ms={Ms(_total.PercentileMilliseconds(0.90))}\np99_ms={Ms(_total.PercentileMilliseconds(0.99))}\nmax_ms={Ms(_total.Count == 0 ? double.NaN : _total.MaxNanoseconds / 1e6)}\n");
+        s.Append(c, $"p50_ms={Ms(Latency.PercentileMilliseconds(_total, 0.50))}\np90_ms={Ms(Latency.PercentileMilliseconds(_total, 0.90))}\np99_ms={Ms(Latency.PercentileMilliseconds(_total, 0.99))}\nmax_ms={Ms(Latency.MaxMilliseconds(_total))}\n");
         foreach ((string type, long count) in _errorTypes.OrderByDescending(p => p.Value))
         {
             s.Append(c, $"error_type.{type}={count}\n");
@@ -260,7 +264,7 @@ internal sealed class Recorder : IDisposable
 
     private sealed class Interval
     {
-        public readonly LatencyHistogram Latency = new();
+        public readonly HistogramBase Latency = LoadTimeline.Latency.CreateHistogram();
         public readonly long[] Errors = new long[KindCount];
         public long Non2xx;
     }

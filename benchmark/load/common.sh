@@ -5,6 +5,8 @@ LOAD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$LOAD_DIR/../.." && pwd)
 REUSEPORT_DLL="$REPO_ROOT/sample/WebApp/bin/Release/net10.0/WebApp.dll"
 STOCK_DLL="$REPO_ROOT/benchmark/StockWebApp/bin/Release/net10.0/StockWebApp.dll"
+# benchmark/YarpProxy: YARP in front of stock Kestrel (the yarp-proxy configuration).
+YARP_DLL="$REPO_ROOT/benchmark/YarpProxy/bin/Release/net10.0/YarpProxy.dll"
 # benchmark/LoadTimeline: load with throughput, latency and errors per interval (rolling-restart.sh --tool timeline).
 TIMELINE_DLL="$REPO_ROOT/benchmark/LoadTimeline/bin/Release/net10.0/LoadTimeline.dll"
 # The apps run with --contentRoot set to their output folder: from any other working directory they would not find
@@ -62,10 +64,12 @@ real_bombardier() {
     grep -aq 'codesenberg/bombardier' "$path" 2>/dev/null
 }
 
-# Release builds of both apps; a build can trip over another build's file locks, so it is retried.
+# Release builds of both apps, and of YarpProxy when CONFIG_LIST has yarp-proxy; a build can trip over another build's
+# file locks, so it is retried.
 build_apps() {
-    local project attempt
-    for project in "$REPO_ROOT/sample/WebApp/WebApp.csproj" "$REPO_ROOT/benchmark/StockWebApp/StockWebApp.csproj"; do
+    local project attempt projects=("$REPO_ROOT/sample/WebApp/WebApp.csproj" "$REPO_ROOT/benchmark/StockWebApp/StockWebApp.csproj")
+    [[ " ${CONFIG_LIST[*]:-} " == *" yarp-proxy "* ]] && projects+=("$REPO_ROOT/benchmark/YarpProxy/YarpProxy.csproj")
+    for project in "${projects[@]}"; do
         for attempt in 1 2 3; do
             log "dotnet build -c Release ${project#"$REPO_ROOT"/} (attempt $attempt)"
             if dotnet build -c Release --nologo -v quiet "$project" >"$WORK_DIR/build.log" 2>&1; then
@@ -225,7 +229,7 @@ select_configs() {
     fi
     IFS=, read -r -a CONFIG_LIST <<<"$list"
     for config in "${CONFIG_LIST[@]}"; do
-        [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|reuseport-defer|nginx|nginx-proxy|nginx-proxy-defaults)$ ]] || die "unknown configuration $config"
+        [[ "$config" =~ ^(stock|reuseport|reuseport-[1-9][0-9]*|reuseport-defer|nginx|nginx-proxy|nginx-proxy-defaults|yarp-proxy)$ ]] || die "unknown configuration $config"
         [[ "$config" != nginx* ]] || require nginx
     done
 }
@@ -262,9 +266,9 @@ $servers
 CONF
 }
 
-# Starts configuration $1 on port $2 (stock, reuseport, reuseport-N, reuseport-defer, nginx, nginx-proxy; see
-# compare.sh --help); sets SERVER_PID, SERVER_NOTE (what it listens with) and, for nginx-proxy, SERVER_BACKEND_PID
-# (the stock Kestrel behind it; stop_server stops both). Needs WORK_DIR. Further arguments go to the .NET apps.
+# Starts configuration $1 on port $2 (stock, reuseport, reuseport-N, reuseport-defer, nginx, nginx-proxy, yarp-proxy;
+# see compare.sh --help); sets SERVER_PID, SERVER_NOTE (what it listens with) and, for nginx-proxy and yarp-proxy,
+# SERVER_BACKEND_PID (the stock Kestrel behind it; stop_server stops both). Needs WORK_DIR. Further arguments go to the .NET apps.
 start_server() {
     local config=$1 port=$2 logfile="$WORK_DIR/$1-$2.log" health=/healthz dll=$REUSEPORT_DLL options=()
     shift 2
@@ -301,6 +305,18 @@ start_server() {
         }
     }" "$defaults"
             nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$logfile" 2>&1 & ;;
+        yarp-proxy)
+            # The same blue/green setup built in .NET: YARP (benchmark/YarpProxy) in front of one stock Kestrel, HTTP/1.1
+            # over pooled keep-alive connections to it, no limit of requests per connection, as nginx-proxy.
+            local backend
+            backend=$(free_port)
+            dotnet "$STOCK_DLL" --contentRoot "${STOCK_DLL%/*}" --urls "http://127.0.0.1:$backend" "$@" >"$WORK_DIR/yarp-proxy-backend-$backend.log" 2>&1 &
+            SERVER_BACKEND_PID=$!
+            track_child "$SERVER_BACKEND_PID"
+            wait_ready "http://127.0.0.1:$backend/healthz" "$SERVER_BACKEND_PID" 30 || die "the stock Kestrel behind yarp-proxy did not answer on port $backend"
+            dll=$YARP_DLL
+            options=(--Backend "http://127.0.0.1:$backend")
+            set -- ;;
         stock) dll=$STOCK_DLL ;;
         reuseport) ;;
         reuseport-defer) options=(--ReusePort:DeferAccept=00:00:01) ;;
@@ -326,6 +342,7 @@ start_server() {
         nginx) SERVER_NOTE="nginx, worker_processes 2, listen reuseport" ;;
         nginx-proxy) SERVER_NOTE="nginx reverse proxy (worker_processes 2, upstream keepalive 64, no limit of requests per connection) in front of StockWebApp" ;;
         nginx-proxy-defaults) SERVER_NOTE="nginx reverse proxy (worker_processes 2, upstream keepalive 64, nginx's default keepalive_requests 1000 on both sides) in front of StockWebApp" ;;
+        yarp-proxy) SERVER_NOTE="YARP 2.3.0 reverse proxy (YarpProxy: HTTP/1.1 to the backend over pooled keep-alive connections, no limit of requests per connection) in front of StockWebApp" ;;
         stock) SERVER_NOTE="StockWebApp, one listening socket" ;;
         *) SERVER_NOTE=$(grep -o 'Listening on .* SO_REUSEPORT sockets' "$logfile" | head -1 || true) ;;
     esac

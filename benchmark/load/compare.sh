@@ -15,7 +15,9 @@
 #                       nginx (serving the reply itself, listen reuseport), nginx-proxy (nginx as a reverse proxy with upstream
 #                       keep-alive in front of stock Kestrel: what users run for zero-downtime deploys without this library;
 #                       no limit of requests per connection), nginx-proxy-defaults (the same with nginx's default
-#                       keepalive_requests of 1000 on both sides, as its upstream keep-alive recipe leaves it)
+#                       keepalive_requests of 1000 on both sides, as its upstream keep-alive recipe leaves it), yarp-proxy
+#                       (YARP 2.3, benchmark/YarpProxy, in front of stock Kestrel: the same blue/green setup built in .NET,
+#                       HTTP/1.1 over pooled keep-alive connections to the backend)
 #                       (default: stock,reuseport,nginx; nginx only when installed)
 #   --base CONFIG       the configuration the ratios are against (default stock, else the first one)
 #   --modes LIST        keepalive, churn (Connection: close) or both (default keepalive,churn)

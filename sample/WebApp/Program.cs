@@ -22,7 +22,18 @@ builder.WebHost.ConfigureKestrel(kestrel => builder.Configuration.GetSection("Ke
 // Readiness for load balancers: unhealthy from SIGTERM on, while ReusePort:RemovalDelay keeps the instance accepting.
 builder.Services.AddHealthChecks().AddReusePortReadiness();
 
+// Off by default: --Telemetry:Prometheus=true serves /metrics, --Telemetry:Otlp:Endpoint=URL pushes over OTLP (Telemetry.cs).
+var telemetry = Telemetry.IsEnabled(builder.Configuration);
+if (telemetry)
+{
+    builder.AddTelemetry();
+}
+
 var app = builder.Build();
+if (telemetry)
+{
+    app.MapTelemetry();
+}
 
 // Fault injection, for the tests and scripts that play a broken release: WEBAPP_FAULT=500 answers every request with
 // 500, =hang never answers, =crash kills the process at its first request. Unset, the app is healthy.
