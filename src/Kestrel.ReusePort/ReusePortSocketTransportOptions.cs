@@ -14,22 +14,22 @@ namespace Kestrel.ReusePort;
 public sealed class ReusePortSocketTransportOptions
 {
     /// <summary>The largest allowed <see cref="ListenerCount"/>.</summary>
-    public const int MaxListenerCount = 1024;
+    internal const int MaxListenerCount = 1024;
 
     /// <summary>The longest allowed <see cref="HandoffTimeout"/>.</summary>
-    public static readonly TimeSpan MaxHandoffTimeout = TimeSpan.FromMinutes(5);
+    internal static readonly TimeSpan MaxHandoffTimeout = TimeSpan.FromMinutes(5);
 
     /// <summary>The longest allowed <see cref="DeferAccept"/>.</summary>
-    public static readonly TimeSpan MaxDeferAccept = TimeSpan.FromMinutes(10);
+    internal static readonly TimeSpan MaxDeferAccept = TimeSpan.FromMinutes(10);
 
     /// <summary>The largest allowed <see cref="FastOpenQueueLength"/>.</summary>
-    public const int MaxFastOpenQueueLength = 65535;
+    internal const int MaxFastOpenQueueLength = 65535;
 
     /// <summary>The longest allowed <see cref="DrainTimeout"/>.</summary>
-    public static readonly TimeSpan MaxDrainTimeout = TimeSpan.FromHours(1);
+    internal static readonly TimeSpan MaxDrainTimeout = TimeSpan.FromHours(1);
 
     /// <summary>The longest allowed <see cref="RemovalDelay"/>.</summary>
-    public static readonly TimeSpan MaxRemovalDelay = TimeSpan.FromMinutes(10);
+    internal static readonly TimeSpan MaxRemovalDelay = TimeSpan.FromMinutes(10);
 
     /// <summary>
     /// The number of listening sockets, each with its own accept loop, opened for every IP endpoint.

@@ -19,13 +19,13 @@ namespace Kestrel.ReusePort;
 public sealed class ReusePortWarmupOptions
 {
     /// <summary>The default <see cref="Paths"/>.</summary>
-    public static readonly IReadOnlyList<string> DefaultPaths = ["/"];
+    internal static readonly IReadOnlyList<string> DefaultPaths = ["/"];
 
     /// <summary>The largest allowed <see cref="Requests"/>.</summary>
-    public const int MaxRequests = 100;
+    internal const int MaxRequests = 100;
 
     /// <summary>The longest allowed <see cref="Timeout"/>.</summary>
-    public static readonly TimeSpan MaxTimeout = TimeSpan.FromMinutes(5);
+    internal static readonly TimeSpan MaxTimeout = TimeSpan.FromMinutes(5);
 
     /// <summary>Whether to warm up. Defaults to <see langword="true"/>.</summary>
     /// <remarks>
