@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Kestrel.ReusePort.Internal;
 
 namespace Kestrel.ReusePort.Tests.Infrastructure;
 
@@ -10,7 +11,7 @@ namespace Kestrel.ReusePort.Tests.Infrastructure;
 /// </summary>
 public static class ListeningSockets
 {
-    private const string ListenState = "0A";
+    private const string ListenState = TcpTableEntry.ListenState;
     private const string EstablishedState = "01";
 
     /// <summary>Every listening TCP socket (IPv4 and IPv6) on <paramref name="port"/>.</summary>
@@ -29,41 +30,8 @@ public static class ListeningSockets
     public static bool IsPortInUse(int port) => ReadEntries().Any(e => e.Port == port);
 
     /// <summary>The inodes of every socket <paramref name="pid"/> holds a descriptor of; empty once it has exited.</summary>
-    public static IReadOnlySet<long> SocketInodesHeldBy(int pid)
-    {
-        var inodes = new HashSet<long>();
-        string[] descriptors;
-        try
-        {
-            descriptors = Directory.GetFiles($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/fd");
-        }
-        catch (Exception e) when (e is DirectoryNotFoundException or IOException or UnauthorizedAccessException)
-        {
-            return inodes;
-        }
-
-        foreach (var descriptor in descriptors)
-        {
-            string? target;
-            try
-            {
-                target = new FileInfo(descriptor).LinkTarget;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Closed while we looked.
-                continue;
-            }
-
-            if (target is not null && target.StartsWith("socket:[", StringComparison.Ordinal) && target.EndsWith(']') &&
-                long.TryParse(target.AsSpan(8, target.Length - 9), NumberStyles.None, CultureInfo.InvariantCulture, out var inode))
-            {
-                inodes.Add(inode);
-            }
-        }
-
-        return inodes;
-    }
+    public static IReadOnlySet<long> SocketInodesHeldBy(int pid) =>
+        ProcessSockets.SocketInodesOf($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}").Select(i => (long)i).ToHashSet();
 
     /// <summary>
     /// This process's listening sockets on <paramref name="port"/>, as <see cref="System.Net.Sockets.Socket"/> objects over
@@ -107,7 +75,6 @@ public static class ListeningSockets
 
     private static List<Entry> ReadTable(string path)
     {
-        var entries = new List<Entry>();
         string[] lines;
         try
         {
@@ -115,40 +82,11 @@ public static class ListeningSockets
         }
         catch (FileNotFoundException)
         {
-            return entries;
+            return [];
         }
 
-        // "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ..."
-        foreach (var line in lines.Skip(1))
-        {
-            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (fields.Length < 10)
-            {
-                continue;
-            }
-
-            var local = fields[1].Split(':');
-            entries.Add(new Entry(
-                ParseAddress(local[0]),
-                int.Parse(local[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                fields[3],
-                long.Parse(fields[9], CultureInfo.InvariantCulture)));
-        }
-
-        return entries;
-    }
-
-    /// <summary>The kernel prints the address as 32-bit words in host byte order.</summary>
-    private static IPAddress ParseAddress(string hex)
-    {
-        var bytes = new byte[hex.Length / 2];
-        for (var word = 0; word < hex.Length / 8; word++)
-        {
-            var value = uint.Parse(hex.AsSpan(word * 8, 8), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-            BitConverter.TryWriteBytes(bytes.AsSpan(word * 4, 4), value);
-        }
-
-        return new IPAddress(bytes);
+        // The library's own parser: the tests read the kernel's tables exactly as the handoff does.
+        return ProcessSockets.ParseTcpTable(lines).Select(e => new Entry(e.Address, e.Port, e.State, (long)e.Inode)).ToList();
     }
 
     private readonly record struct Entry(IPAddress Address, int Port, string State, long Inode);

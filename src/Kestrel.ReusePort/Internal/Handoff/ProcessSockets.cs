@@ -19,7 +19,6 @@ namespace Kestrel.ReusePort.Internal;
 /// </remarks>
 internal static class ProcessSockets
 {
-    private const string ListenState = "0A";
     private const uint UnixAcceptingConnections = 0x10000;
 
     /// <summary>Processes other than this one that hold a listening socket of <paramref name="endpoint"/>, with every socket they hold.</summary>
@@ -86,30 +85,42 @@ internal static class ProcessSockets
     internal static HashSet<ulong> ParseListeningInodes(IEnumerable<string> lines, IPEndPoint endpoint)
     {
         var inodes = new HashSet<ulong>();
-
-        // "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ..."
-        foreach (var line in lines)
+        foreach (var entry in ParseTcpTable(lines))
         {
-            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (fields.Length < 10 || fields[3] != ListenState)
+            if (entry.IsListening && entry.Port == endpoint.Port && entry.Address.Equals(endpoint.Address))
             {
-                continue;
-            }
-
-            var local = fields[1].Split(':');
-            if (local.Length == 2
-                && int.TryParse(local[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var port) && port == endpoint.Port
-                && TryParseAddress(local[0], out var address) && address.Equals(endpoint.Address)
-                && ulong.TryParse(fields[9], NumberStyles.None, CultureInfo.InvariantCulture, out var inode))
-            {
-                inodes.Add(inode);
+                inodes.Add(entry.Inode);
             }
         }
 
         return inodes;
     }
 
-    private static HashSet<ulong> SocketInodesOf(string processDirectory)
+    /// <summary>The sockets in the lines of /proc/net/tcp or tcp6; lines that are not a socket's are skipped.</summary>
+    internal static IEnumerable<TcpTableEntry> ParseTcpTable(IEnumerable<string> lines)
+    {
+        // "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ..."
+        foreach (var line in lines)
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length < 10)
+            {
+                continue;
+            }
+
+            var local = fields[1].Split(':');
+            if (local.Length == 2
+                && int.TryParse(local[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var port)
+                && TryParseAddress(local[0], out var address)
+                && ulong.TryParse(fields[9], NumberStyles.None, CultureInfo.InvariantCulture, out var inode))
+            {
+                yield return new TcpTableEntry(address, port, fields[3], inode);
+            }
+        }
+    }
+
+    /// <summary>The inodes of the sockets a process holds (its /proc/PID/fd links <c>socket:[inode]</c>); empty when they cannot be read.</summary>
+    internal static HashSet<ulong> SocketInodesOf(string processDirectory)
     {
         var inodes = new HashSet<ulong>();
 
