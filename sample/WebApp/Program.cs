@@ -7,10 +7,9 @@ using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 var builder = WebApplication.CreateBuilder(args);
 
 // The one line: every IP endpoint gets one SO_REUSEPORT socket per core, shareable with other instances of this app.
+// Its options come from the ReusePort section of the configuration, e.g. --ReusePort:ListenerCount=4 or
+// ReusePort__StopPredecessor=true.
 builder.WebHost.UseReusePortSockets();
-
-// Options can also come from configuration, e.g. --ReusePort:ListenerCount=4 or ReusePort__StopPredecessor=true.
-builder.Services.Configure<ReusePortSocketTransportOptions>(builder.Configuration.GetSection("ReusePort"));
 
 // Kestrel's own socket options (IOQueueCount, Backlog, NoDelay, ...) apply to the connections of both transports.
 builder.Services.Configure<SocketTransportOptions>(builder.Configuration.GetSection("SocketTransport"));

@@ -2,6 +2,7 @@ using System;
 using Kestrel.ReusePort;
 using Kestrel.ReusePort.Internal;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -21,8 +22,15 @@ public static class WebHostBuilderReusePortExtensions
     /// Kestrel's stock transport.
     /// </summary>
     /// <remarks>
+    /// <para>
+    /// The options are read from the <c>ReusePort</c> section of the host's configuration (e.g. <c>ReusePort:ListenerCount</c>
+    /// in appsettings.json, <c>ReusePort__ListenerCount</c> in the environment, <c>--ReusePort:ListenerCount=4</c>);
+    /// options set in code override it.
+    /// </para>
+    /// <para>
     /// Under the host, an instance warms up and accepts on the port only once the application has started, and drains
     /// its connections when it stops: see <see cref="ReusePortSocketTransportOptions"/> and <see cref="IReusePortLifetime"/>.
+    /// </para>
     /// </remarks>
     /// <param name="hostBuilder">The web host builder.</param>
     /// <returns>The web host builder.</returns>
@@ -30,7 +38,9 @@ public static class WebHostBuilderReusePortExtensions
     {
         ArgumentNullException.ThrowIfNull(hostBuilder);
 
-        return hostBuilder.ConfigureServices(services =>
+        // Read now, before the host exists: Hosting.Systemd 11 clears NOTIFY_SOCKET once its notifier is created.
+        var notifySocket = NotifySocketAddress.FromEnvironment();
+        return hostBuilder.ConfigureServices((context, services) =>
         {
             services.AddOptions<ReusePortSocketTransportOptions>().ValidateOnStart();
             services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ReusePortSocketTransportOptions>, ReusePortSocketTransportOptionsValidator>());
@@ -45,6 +55,10 @@ public static class WebHostBuilderReusePortExtensions
                 }
             }
 
+            // The ReusePort section first, so that options set in code, in any order, override it (as with Kestrel).
+            services.Insert(0, ServiceDescriptor.Singleton<IConfigureOptions<ReusePortSocketTransportOptions>>(
+                new ReusePortConfigureOptions(context.Configuration.GetSection(ReusePortConfigurationKeys.SectionName))));
+            services.AddSingleton(notifySocket);
             services.AddSingleton<ReusePortSocketTransportFactory>();
             services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>());
             services.AddSingleton<IReusePortLifetime>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>().Lifetime);

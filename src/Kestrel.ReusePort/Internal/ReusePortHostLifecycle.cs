@@ -30,7 +30,7 @@ internal sealed class ReusePortHostLifecycle(
 
     private static readonly TimeSpan s_stopRequestTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly SystemdNotifier _notifier = new(services.GetService<IHostLifetime>(), factory.Logger);
+    private readonly SystemdNotifier _notifier = new(services, factory.Logger);
 
     public Task StartingAsync(CancellationToken cancellationToken)
     {

@@ -38,6 +38,21 @@ public static class RepoPaths
         }
     }
 
+    /// <summary>
+    /// test/SystemdApps/<paramref name="name"/>/bin/&lt;Configuration&gt;/net10.0/<paramref name="name"/>.dll: a test app that
+    /// the test project builds, like the sample.
+    /// </summary>
+    public static string TestAppAssembly(string name)
+    {
+        var path = Path.Combine(Root, "test", "SystemdApps", name, "bin", Configuration, "net10.0", name + ".dll");
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"The test app is not built at {path}; building the test project builds it.", path);
+        }
+
+        return path;
+    }
+
     /// <summary>The <c>dotnet</c> host that runs the test (set by <c>dotnet test</c>), or the one on the PATH.</summary>
     public static string DotnetHost
     {

@@ -53,6 +53,7 @@ public sealed class SampleProcess : ChildProcess
     /// <param name="name">A name for messages.</param>
     /// <param name="runAsUserId">Run as this numeric user id (needs root), from a world-readable copy like <paramref name="runAsNobody"/>.</param>
     /// <param name="wrapper">A command to run the app under, e.g. <c>unshare --pid --fork --mount-proc</c>.</param>
+    /// <param name="assembly">Another app to start in the same way instead of the sample, e.g. <see cref="RepoPaths.TestAppAssembly"/>.</param>
     public static SampleProcess Start(
         string urls,
         IEnumerable<string>? arguments = null,
@@ -61,11 +62,12 @@ public sealed class SampleProcess : ChildProcess
         int? fileDescriptorLimit = null,
         string? name = null,
         int? runAsUserId = null,
-        IReadOnlyList<string>? wrapper = null)
+        IReadOnlyList<string>? wrapper = null,
+        string? assembly = null)
     {
         var otherUser = runAsNobody || runAsUserId is not null;
-        var directory = RepoPaths.SampleDirectory;
-        var assembly = RepoPaths.SampleAssembly;
+        var directory = assembly is null ? RepoPaths.SampleDirectory : Path.GetDirectoryName(assembly)!;
+        assembly ??= RepoPaths.SampleAssembly;
         string? copy = null;
         if (otherUser)
         {
