@@ -72,6 +72,13 @@ public static class ListeningSockets
         return [.. OnPort(port).Where(s => held.Contains(s.Inode))];
     }
 
+    /// <summary>
+    /// How many connections wait in the accept queue of each listening socket on <paramref name="port"/>, by inode (for a
+    /// listening socket the kernel prints the queue's length as its rx_queue).
+    /// </summary>
+    public static IReadOnlyDictionary<long, int> AcceptQueues(int port) =>
+        ReadEntries().Where(e => e.State == ListenState && e.Port == port).ToDictionary(e => e.Inode, e => e.Queued);
+
     /// <summary>A readable summary of who holds which listening socket on the port, for assertion messages.</summary>
     public static string Describe(int port, params int[] pids)
     {
@@ -110,7 +117,8 @@ public static class ListeningSockets
                 ParseAddress(local[0]),
                 int.Parse(local[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
                 fields[3],
-                long.Parse(fields[9], CultureInfo.InvariantCulture)));
+                long.Parse(fields[9], CultureInfo.InvariantCulture),
+                int.Parse(fields[4].AsSpan(fields[4].IndexOf(':', StringComparison.Ordinal) + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture)));
         }
 
         return entries;
@@ -129,5 +137,5 @@ public static class ListeningSockets
         return new IPAddress(bytes);
     }
 
-    private readonly record struct Entry(IPAddress Address, int Port, string State, long Inode);
+    private readonly record struct Entry(IPAddress Address, int Port, string State, long Inode, int Queued);
 }
