@@ -20,6 +20,9 @@ public class AcceptErrorTests(ITestOutputHelper output)
 
     private const int MaxConnections = 600;
 
+    /// <summary>Connections not answered within 3 s before event 42: beyond a few slow ones, the server stopped accepting without saying so.</summary>
+    private const int MaxUnansweredBeforeExhausted = 10;
+
     private const int DescriptorsExhausted = 42;
     private const int DescriptorsAvailable = 43;
 
@@ -46,8 +49,8 @@ public class AcceptErrorTests(ITestOutputHelper output)
             // accepting. (One that is merely slow is kept as well, and must be answered in the end like the others.)
             while (app.CountEvents(DescriptorsExhausted) == 0)
             {
-                Assert.True(served.Count + stuck.Count < MaxConnections,
-                    $"The server answered {served.Count} connections without running out of descriptors.\n{app.Output}");
+                Assert.True(served.Count + stuck.Count < MaxConnections && stuck.Count < MaxUnansweredBeforeExhausted,
+                    $"The server answered {served.Count} connections and left {stuck.Count} unanswered without running out of descriptors.\n{app.Output}");
                 var client = await RawHttpClient.ConnectAsync(endPoint);
                 await client.SendGetAsync("/", keepAlive: true);
                 try
