@@ -135,6 +135,8 @@ internal sealed partial class DescriptorReserve
     /// </summary>
     public static bool HasHeadroom(Socket accepted)
     {
+        // Reading the handle marks it exposed, which only matters to a socket that connects again after a failed
+        // connect; an accepted socket never connects.
         var fd = (int)accepted.Handle;
         Span<int> probes = stackalloc int[Headroom];
         var count = 0;
