@@ -75,6 +75,12 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibC, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 
+    [LibraryImport(LibC, EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int DuplicateDescriptor(int fd, int command, int lowest);
+
+    [LibraryImport(LibC, EntryPoint = "getrlimit", SetLastError = true)]
+    public static partial int GetResourceLimit(int resource, ulong* limits);
+
     [LibraryImport(LibC, EntryPoint = "flock", SetLastError = true)]
     public static partial int FLock(int fd, int operation);
 

@@ -62,6 +62,13 @@ public static class ListeningSockets
         return [.. OnPort(port).Where(s => held.Contains(s.Inode))];
     }
 
+    /// <summary>
+    /// How many connections wait in the accept queue of each listening socket on <paramref name="port"/>, by inode (for a
+    /// listening socket the kernel prints the queue's length as its rx_queue).
+    /// </summary>
+    public static IReadOnlyDictionary<long, int> AcceptQueues(int port) =>
+        ReadEntries().Where(e => e.State == ListenState && e.Port == port).ToDictionary(e => e.Inode, e => e.Queued);
+
     /// <summary>A readable summary of who holds which listening socket on the port, for assertion messages.</summary>
     public static string Describe(int port, params int[] pids)
     {
@@ -86,8 +93,8 @@ public static class ListeningSockets
         }
 
         // The library's own parser: the tests read the kernel's tables exactly as the handoff does.
-        return ProcessSockets.ParseTcpTable(lines).Select(e => new Entry(e.Address, e.Port, e.State, (long)e.Inode)).ToList();
+        return ProcessSockets.ParseTcpTable(lines).Select(e => new Entry(e.Address, e.Port, e.State, (long)e.Inode, e.ReceiveQueue)).ToList();
     }
 
-    private readonly record struct Entry(IPAddress Address, int Port, string State, long Inode);
+    private readonly record struct Entry(IPAddress Address, int Port, string State, long Inode, int Queued);
 }

@@ -127,4 +127,13 @@ internal static partial class ReusePortLog
 
     [LoggerMessage(40, LogLevel.Information, "Removal delay ended after {ElapsedMilliseconds} ms: {AcceptedCount} connections were accepted during it, the last {LastAcceptedMilliseconds} ms into it (-1: none). Accepting stops now.", EventName = "RemovalDelayEnded")]
     public static partial void RemovalDelayEnded(ILogger logger, long elapsedMilliseconds, long acceptedCount, long lastAcceptedMilliseconds);
+
+    [LoggerMessage(42, LogLevel.Warning, "The process is out of descriptors (limit {Limit}): a reserve of {ReserveSize} is left free for the runtime, and accepting pauses on every socket; new connections wait in the listen queues until descriptors free up.", EventName = "DescriptorsExhausted")]
+    public static partial void DescriptorsExhausted(ILogger logger, long limit, int reserveSize);
+
+    [LoggerMessage(43, LogLevel.Information, "Descriptors are free again after {ElapsedMilliseconds} ms: the reserve is set aside and accepting resumes on every socket.", EventName = "DescriptorsAvailable")]
+    public static partial void DescriptorsAvailable(ILogger logger, long elapsedMilliseconds);
+
+    [LoggerMessage(44, LogLevel.Warning, "Could not set aside a reserve of {ReserveSize} descriptors for the runtime (limit {Limit}): accepting waits until descriptors are free.", EventName = "DescriptorReserveUnavailable")]
+    public static partial void DescriptorReserveUnavailable(ILogger logger, int reserveSize, long limit);
 }

@@ -112,9 +112,11 @@ internal static class ProcessSockets
             if (local.Length == 2
                 && int.TryParse(local[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var port)
                 && TryParseAddress(local[0], out var address)
-                && ulong.TryParse(fields[9], NumberStyles.None, CultureInfo.InvariantCulture, out var inode))
+                && ulong.TryParse(fields[9], NumberStyles.None, CultureInfo.InvariantCulture, out var inode)
+                && fields[4].Split(':') is [_, var received]
+                && int.TryParse(received, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var receiveQueue))
             {
-                yield return new TcpTableEntry(address, port, fields[3], inode);
+                yield return new TcpTableEntry(address, port, fields[3], inode, receiveQueue);
             }
         }
     }

@@ -289,6 +289,12 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
         // (Task.Delay throws OutOfMemoryException, and timers stay broken for the life of the process): start it now.
         _ = Task.Delay(1);
 
+        // Descriptors the runtime needs once connections have taken the rest (see DescriptorReserve).
+        if (!DescriptorReserve.Shared.TryTake(out _))
+        {
+            ReusePortLog.DescriptorReserveUnavailable(_context.Logger, DescriptorReserve.Size, DescriptorReserve.Limit);
+        }
+
         _acceptLoops = new Task[_sockets.Count];
         for (var i = 0; i < _sockets.Count; i++)
         {
@@ -306,6 +312,12 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
 
         while (true)
         {
+            // Out of descriptors: connections wait in the listen queue until the reserve can be set aside again.
+            if (!DescriptorReserve.Shared.IsHeld && !await WaitForDescriptorsAsync(stopping).ConfigureAwait(false))
+            {
+                return;
+            }
+
             Socket accepted;
             try
             {
@@ -322,11 +334,18 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
                 ReusePortLog.AcceptedConnectionGone(_context.Logger, index, EndPoint, e.SocketErrorCode);
                 continue;
             }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.TooManyOpenSockets)
+            {
+                // EMFILE or ENFILE: something besides this loop's connections took the last descriptors.
+                _context.Metrics.AcceptFailed(tags, e.SocketErrorCode);
+                RanOutOfDescriptors();
+                continue;
+            }
             catch (Exception e)
             {
                 // Kestrel gives up on a listener whose accept throws, so this loop never lets an error out. Running out
-                // of descriptors or memory leaves the connection queued in the kernel: retrying at once would spin, so
-                // the retry backs off, and the other sockets keep accepting meanwhile.
+                // of memory leaves the connection queued in the kernel: retrying at once would spin, so the retry backs
+                // off, and the other sockets keep accepting meanwhile.
                 consecutiveFailures++;
                 var delay = TimeSpan.FromMilliseconds(Math.Min(s_maxAcceptRetryDelay.TotalMilliseconds, 5 << Math.Min(consecutiveFailures, 10)));
                 var error = e is SocketException socketException ? socketException.SocketErrorCode : SocketError.SocketError;
@@ -341,11 +360,50 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
             }
 
             consecutiveFailures = 0;
+            if (!DescriptorReserve.HasHeadroom(accepted))
+            {
+                // This connection took the last free descriptors: it is served, and the reserve goes to the runtime.
+                RanOutOfDescriptors();
+            }
+
             if (TryCreateConnection(accepted, index) is { } connection)
             {
                 _context.Metrics.ConnectionAccepted(tags);
                 _context.Tracker.Track(connection);
                 _accepted.Writer.TryWrite(connection);
+            }
+        }
+    }
+
+    private void RanOutOfDescriptors()
+    {
+        if (DescriptorReserve.Shared.Release())
+        {
+            ReusePortLog.DescriptorsExhausted(_context.Logger, DescriptorReserve.Limit, DescriptorReserve.Size);
+        }
+    }
+
+    /// <summary>Waits until the reserve of descriptors can be set aside again; false once stopping.</summary>
+    private async Task<bool> WaitForDescriptorsAsync(CancellationToken stopping)
+    {
+        var attempts = 0;
+        while (true)
+        {
+            if (DescriptorReserve.Shared.TryTake(out var taken))
+            {
+                if (taken)
+                {
+                    ReusePortLog.DescriptorsAvailable(_context.Logger, (long)DescriptorReserve.Shared.SinceReleased.TotalMilliseconds);
+                }
+
+                return true;
+            }
+
+            attempts++;
+            var delay = TimeSpan.FromMilliseconds(Math.Min(s_maxAcceptRetryDelay.TotalMilliseconds, 5 << Math.Min(attempts, 10)));
+            if (!await BackOffAsync(delay, stopping).ConfigureAwait(false))
+            {
+                return false;
             }
         }
     }
