@@ -30,7 +30,10 @@ public class RegistrationTests
         Assert.NotNull(services);
         Assert.Single(services, d => d.ServiceType == typeof(ReusePortSocketTransportFactory));
         Assert.Single(services, d => d.ServiceType == typeof(IConnectionListenerFactory) && d.ImplementationFactory is not null);
-        Assert.Single(services, d => d.ServiceType == typeof(IValidateOptions<ReusePortSocketTransportOptions>));
+        var validators = services.Where(d => d.ServiceType == typeof(IValidateOptions<ReusePortSocketTransportOptions>)).ToList();
+        Assert.NotEmpty(validators);
+        Assert.All(validators.GroupBy(d => d.ImplementationType), g => Assert.Single(g));
+        Assert.Single(services, d => d.ServiceType == typeof(IConfigureOptions<ReusePortSocketTransportOptions>) && d.ImplementationInstance is ReusePortConfigureOptions);
         var provider = server.App.Services;
         Assert.Single(provider.GetServices<IHostedService>().OfType<ReusePortHostLifecycle>());
         Assert.Single(provider.GetServices<IStartupFilter>().OfType<DrainStartupFilter>());
