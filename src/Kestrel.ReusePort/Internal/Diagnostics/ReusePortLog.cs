@@ -103,4 +103,10 @@ internal static partial class ReusePortLog
 
     [LoggerMessage(32, LogLevel.Warning, "After the drain's bound, Kestrel's shutdown closed {ClosedIdle} idle connections, {Finished} finished their last request, and {Aborted} were aborted at HostOptions.ShutdownTimeout; before the bound {ConnectionClose} were answered with Connection: close, {GoAway} sent GOAWAY and {ClientClosed} closed by their clients.", EventName = "ShutdownAfterDrain")]
     public static partial void ShutdownAfterDrain(ILogger logger, long closedIdle, long finished, long aborted, long connectionClose, long goAway, long clientClosed);
+
+    [LoggerMessage(49, LogLevel.Debug, "Raised the nice value of the runtime's tiered-compilation worker thread {ThreadId} to {Nice}.", EventName = "TieredCompilationWorkerLowered")]
+    public static partial void TieredCompilationWorkerLowered(ILogger logger, int threadId, int nice);
+
+    [LoggerMessage(50, LogLevel.Warning, "Could not raise the nice value of the runtime's tiered-compilation worker thread {ThreadId} to {Nice} (errno {Errno}); it keeps the CPU priority of the other threads.", EventName = "TieredCompilationWorkerNotLowered")]
+    public static partial void TieredCompilationWorkerNotLowered(ILogger logger, int threadId, int nice, int errno);
 }
