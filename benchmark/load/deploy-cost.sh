@@ -20,7 +20,7 @@
 #   --builds LIST     comma-separated, in this order per round (default jit,aot):
 #                       jit           dotnet WebApp.dll (framework-dependent Release publish), default runtime settings
 #                       jit-tcnice    jit + --ReusePort:TieredCompilationWorkerNice=19 (the tier-up worker thread at
-#                                     nice 19 for the first 2 minutes)
+#                                     nice 19 for the first 2 minutes); jit-tcniceN: the same at nice N (1-19)
 #                       jit-nopgo     jit + DOTNET_TieredPGO=0 (no instrumented tier: one recompilation per hot method
 #                                     instead of two)
 #                       jit-warm      jit + DOTNET_TC_CallCountingDelayMs=0 + DOTNET_TieredPGO=0 and 100 warm-up
@@ -33,6 +33,7 @@
 #   --modes LIST      keepalive, churn (every request with Connection: close) (default keepalive,churn)
 #   --connections C   wrk connections (default 16)
 #   --warmup S        seconds of unmeasured load on the served instance before each phase (default 3)
+#   --start-timeout S longest wait for an instance to start (default 60)
 #   --no-build        use the builds already under results/deploy-cost-builds/
 # Time: rounds x builds x modes x 3 x (duration + warmup + about 3 s), plus the builds the first time (the aot and r2r
 # publishes take a few minutes of CPU each). Defaults with 2 builds: 3 x 2 x 2 x 3 x 36 s = 22 minutes.
@@ -50,6 +51,7 @@ CONNECTIONS=16
 WARMUP=3
 BUILD=1
 STOP_TIMEOUT=35
+START_TIMEOUT=60
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
@@ -62,6 +64,7 @@ while (($#)); do
         --modes) MODES=$2; shift ;;
         --connections) CONNECTIONS=$2; shift ;;
         --warmup) WARMUP=$2; shift ;;
+        --start-timeout) START_TIMEOUT=$2; shift ;;
         --no-build) BUILD=0 ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
@@ -73,10 +76,11 @@ done
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive whole number of seconds"
 [[ "$EVERY" =~ ^[1-9][0-9]*$ ]] || die "--every must be a positive whole number of seconds"
 [[ "$WARMUP" =~ ^[0-9]+$ ]] || die "--warmup must be a whole number of seconds"
+[[ "$START_TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "--start-timeout must be a positive whole number of seconds"
 IFS=, read -r -a BUILD_LIST <<<"$BUILDS"
 IFS=, read -r -a MODE_LIST <<<"$MODES"
 for b in "${BUILD_LIST[@]}"; do
-    [[ "$b" =~ ^(jit|jit-tcnice|jit-nopgo|jit-warm|jit-notiered|r2r|aot)$ ]] || die "unknown build $b"
+    [[ "$b" =~ ^(jit|jit-tcnice([1-9]|1[0-9])?|jit-nopgo|jit-warm|jit-notiered|r2r|aot)$ ]] || die "unknown build $b"
 done
 for m in "${MODE_LIST[@]}"; do
     [[ "$m" =~ ^(keepalive|churn)$ ]] || die "unknown mode $m"
@@ -150,6 +154,7 @@ build_command() {
     fi
     case "$1" in
         jit-tcnice) RUN_ARGS+=(--ReusePort:TieredCompilationWorkerNice=19) ;;
+        jit-tcnice*) RUN_ARGS+=(--ReusePort:TieredCompilationWorkerNice="${1#jit-tcnice}") ;;
         jit-nopgo) RUN_ENV=(DOTNET_TieredPGO=0) ;;
         jit-warm) RUN_ENV=(DOTNET_TC_CallCountingDelayMs=0 DOTNET_TieredPGO=0); RUN_ARGS+=(--ReusePort:Warmup:Requests=100) ;;
         jit-notiered) RUN_ENV=(DOTNET_TieredCompilation=0) ;;
@@ -158,7 +163,7 @@ build_command() {
 
 # ---- instances ------------------------------------------------------------------------------------------------------
 INSTANCE=0
-# Starts build $1 on port $2 and waits (at most 30 s) until its host has started, which comes after it took the port's
+# Starts build $1 on port $2 and waits (at most --start-timeout) until its host has started, which comes after it took the port's
 # sockets (over) and accepts: sets INSTANCE_PID and INSTANCE_LOG.
 start_instance() {
     local build=$1 port=$2 deadline
@@ -168,10 +173,10 @@ start_instance() {
     env "${RUN_ENV[@]}" "${RUN_CMD[@]}" "${RUN_ARGS[@]}" --urls "http://127.0.0.1:$port" >"$INSTANCE_LOG" 2>&1 &
     INSTANCE_PID=$!
     track_child "$INSTANCE_PID"
-    deadline=$((SECONDS + 30))
+    deadline=$((SECONDS + START_TIMEOUT))
     until grep -q 'Application started' "$INSTANCE_LOG" 2>/dev/null; do
         kill -0 "$INSTANCE_PID" 2>/dev/null || { cat "$INSTANCE_LOG" >&2; die "instance $INSTANCE ($build) exited during start-up"; }
-        ((SECONDS < deadline)) || { cat "$INSTANCE_LOG" >&2; die "instance $INSTANCE ($build) did not start within 30 s"; }
+        ((SECONDS < deadline)) || { cat "$INSTANCE_LOG" >&2; die "instance $INSTANCE ($build) did not start within $START_TIMEOUT s"; }
         sleep 0.02
     done
 }
@@ -309,7 +314,7 @@ REPORT="$OUT_DIR/report.md"
         done
     done
     echo
-    echo "Builds: jit = \`dotnet WebApp.dll\`; jit-tcnice = --ReusePort:TieredCompilationWorkerNice=19; jit-nopgo = DOTNET_TieredPGO=0;"
+    echo "Builds: jit = \`dotnet WebApp.dll\`; jit-tcnice[N] = --ReusePort:TieredCompilationWorkerNice=19 [N]; jit-nopgo = DOTNET_TieredPGO=0;"
     echo "jit-warm = DOTNET_TC_CallCountingDelayMs=0, DOTNET_TieredPGO=0, --ReusePort:Warmup:Requests=100; jit-notiered = DOTNET_TieredCompilation=0;"
     echo "r2r = self-contained ReadyToRun composite, TieredPGO off; aot = PublishAot. Per-phase figures: runs.tsv."
 } >"$REPORT"

@@ -154,6 +154,9 @@ public sealed class ReusePortSocketTransportOptions
     /// Defaults to zero (off): see the README's Rolling deploys section for what it measured. Allowed range: zero to
     /// <see cref="MaxTieredCompilationWorkerNice"/>. It does nothing under NativeAOT or without tiered compilation, and
     /// only weighs against threads in the same CPU cgroup and autogroup (two systemd services are in different ones).
+    /// The worker also suspends the runtime now and then (to delete call-counting stubs) and holds locks that serving
+    /// threads wait for, so on a saturated machine a high value can stall the whole process while the worker waits for
+    /// CPU: measure before turning it on.
     /// </remarks>
     public int TieredCompilationWorkerNice { get; set; }
 }
