@@ -184,14 +184,23 @@ start_instance() {
 # Whether the log of an instance says it took the sockets over from a running one (event 6, HandoffReceived).
 took_over() { grep -q 'Kestrel.ReusePort\[6\]' "$1"; }
 
-# Old instances get SIGTERM and drain in the background, so that the cadence holds; they are reaped at the phase's end.
+# Old instances get SIGTERM and drain in the background, so that the cadence holds; they are reaped at the phase's end,
+# without a second SIGTERM: one that lands after the host has let go of its signal handlers would kill the process.
 STOPPING=()
 reap_stopping() {
-    local pid
+    local pid status deadline
     for pid in "${STOPPING[@]:-}"; do
         [[ -n "$pid" ]] || continue
-        stop_process "$pid" "$STOP_TIMEOUT"
-        ((STOP_KILLED == 0 && STOP_STATUS == 0)) || { log "instance pid $pid did not exit cleanly (status $STOP_STATUS)"; FAILED=1; }
+        deadline=$((SECONDS + STOP_TIMEOUT))
+        while ((SECONDS < deadline)) && running "$pid"; do sleep 0.05; done
+        if running "$pid"; then
+            log "instance pid $pid did not exit within ${STOP_TIMEOUT}s after SIGTERM: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        status=0
+        wait "$pid" 2>/dev/null || status=$?
+        untrack_child "$pid"
+        ((status == 0)) || { log "instance pid $pid did not exit cleanly (status $status)"; FAILED=1; }
     done
     STOPPING=()
 }
@@ -255,7 +264,8 @@ run_phase() {
     fi
     wait "$load_pid" 2>/dev/null || true
     untrack_child "$load_pid"
-    [[ -n "$previous" ]] && STOPPING+=("$previous")
+    [[ -n "$previous" ]] && { kill -TERM "$previous" 2>/dev/null || true; STOPPING+=("$previous"); }
+    kill -TERM "$served" 2>/dev/null || true
     STOPPING+=("$served")
     reap_stopping
     read -r rps requests p50 p90 p99 con rd wr tmo non2xx <<<"$(parse_wrk "$out.wrk.txt")"
