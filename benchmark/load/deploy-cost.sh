@@ -200,7 +200,7 @@ reap_stopping() {
         status=0
         wait "$pid" 2>/dev/null || status=$?
         untrack_child "$pid"
-        ((status == 0)) || { log "instance pid $pid did not exit cleanly (status $status)"; FAILED=1; }
+        ((status == 0)) || fail "instance pid $pid did not exit cleanly (status $status; its log: instances/, by pid)"
     done
     STOPPING=()
 }
@@ -212,6 +212,10 @@ wrk_load() {
 }
 
 FAILED=0
+FAILURES=()
+# Records why the exit status will be 1; the reasons are repeated at the end.
+fail() { log "$1"; FAILURES+=("$1"); FAILED=1; }
+
 # Runs phase $4 of build $2, mode $3, round $1; appends a line to runs.tsv.
 run_phase() {
     local round=$1 build=$2 mode=$3 phase=$4 port url out starts=0 handoffs=0 late=0 load_pid next now wait_s other_port=""
@@ -270,10 +274,10 @@ run_phase() {
     reap_stopping
     read -r rps requests p50 p90 p99 con rd wr tmo non2xx <<<"$(parse_wrk "$out.wrk.txt")"
     local errors=$((con + rd + wr + tmo))
-    ((errors == 0 && non2xx == 0)) || FAILED=1
+    ((errors == 0 && non2xx == 0)) || fail "round $round, $build, $mode, $phase: $errors errors, $non2xx non-2xx"
     # Every deploy must take the sockets over (the first control start has no predecessor on its port).
-    if [[ "$phase" == deploys ]] && ((handoffs != starts)); then FAILED=1; fi
-    if [[ "$phase" == control ]] && ((starts > 0 && handoffs != starts - 1)); then FAILED=1; fi
+    if [[ "$phase" == deploys ]] && ((handoffs != starts)); then fail "round $round, $build, $mode, deploys: $handoffs handoffs for $starts starts"; fi
+    if [[ "$phase" == control ]] && ((starts > 0 && handoffs != starts - 1)); then fail "round $round, $build, $mode, control: $handoffs handoffs for $starts starts"; fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$build" "$mode" "$phase" "$rps" "$p99" "$errors" "$non2xx" "$starts" "$handoffs" "$late" >>"$RUNS"
     log "round $round, $build, $mode, $phase: $rps req/s, p99 $p99 ms, $errors errors, $non2xx non-2xx, $starts starts ($handoffs handoffs, $late late)"
 }
@@ -330,4 +334,6 @@ REPORT="$OUT_DIR/report.md"
 } >"$REPORT"
 cat "$REPORT"
 cp "$WORK_DIR"/publish-*.log "$OUT_DIR/" 2>/dev/null || true
+mkdir -p "$OUT_DIR/instances" && cp "$WORK_DIR"/instance-*.log "$OUT_DIR/instances/" 2>/dev/null || true
+for reason in "${FAILURES[@]:-}"; do [[ -n "$reason" ]] && log "failed: $reason"; done
 exit "$FAILED"
