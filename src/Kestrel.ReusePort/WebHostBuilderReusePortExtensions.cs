@@ -63,6 +63,7 @@ public static class WebHostBuilderReusePortExtensions
             services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>());
             services.AddSingleton<IReusePortLifetime>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>().Lifetime);
             services.AddSingleton<IHostedService, ReusePortHostLifecycle>();
+            services.AddSingleton<IHostedService, TieredCompilationWorkerPriority>();
             services.AddSingleton<IStartupFilter, DrainStartupFilter>();
         });
     }

@@ -54,6 +54,10 @@ public sealed class SampleProcess : ChildProcess
     /// <param name="runAsUserId">Run as this numeric user id (needs root), from a world-readable copy like <paramref name="runAsNobody"/>.</param>
     /// <param name="wrapper">A command to run the app under, e.g. <c>unshare --pid --fork --mount-proc</c>.</param>
     /// <param name="assembly">Another app to start in the same way instead of the sample, e.g. <see cref="RepoPaths.TestAppAssembly"/>.</param>
+    /// <param name="nativeExecutable">
+    /// The sample published with NativeAOT (<see cref="NativeAotSample.PublishAsync"/>): run that executable instead of
+    /// <c>dotnet WebApp.dll</c>, with the same arguments.
+    /// </param>
     public static SampleProcess Start(
         string urls,
         IEnumerable<string>? arguments = null,
@@ -63,11 +67,18 @@ public sealed class SampleProcess : ChildProcess
         string? name = null,
         int? runAsUserId = null,
         IReadOnlyList<string>? wrapper = null,
-        string? assembly = null)
+        string? assembly = null,
+        string? nativeExecutable = null)
     {
         var otherUser = runAsNobody || runAsUserId is not null;
-        var directory = assembly is null ? RepoPaths.SampleDirectory : Path.GetDirectoryName(assembly)!;
-        assembly ??= RepoPaths.SampleAssembly;
+        if (nativeExecutable is not null && otherUser)
+        {
+            throw new ArgumentException("The NativeAOT sample runs as this user only.", nameof(nativeExecutable));
+        }
+
+        var directory = nativeExecutable is not null ? Path.GetDirectoryName(nativeExecutable)!
+            : assembly is not null ? Path.GetDirectoryName(assembly)! : RepoPaths.SampleDirectory;
+        assembly = nativeExecutable ?? assembly ?? RepoPaths.SampleAssembly;
         string? copy = null;
         if (otherUser)
         {
@@ -99,15 +110,17 @@ public sealed class SampleProcess : ChildProcess
             return new SampleProcess(
                 new ChildProcessStartInfo
                 {
-                    FileName = RepoPaths.DotnetHost,
-                    Arguments = [assembly, "--urls", urls, .. s_loggingArguments, .. arguments ?? []],
+                    FileName = nativeExecutable ?? RepoPaths.DotnetHost,
+                    Arguments = nativeExecutable is null
+                        ? [assembly, "--urls", urls, .. s_loggingArguments, .. arguments ?? []]
+                        : ["--urls", urls, .. s_loggingArguments, .. arguments ?? []],
                     WorkingDirectory = directory,
                     Environment = env,
                     RunAsNobody = runAsNobody,
                     RunAsUserId = runAsUserId,
                     Wrapper = wrapper ?? [],
                     FileDescriptorLimit = fileDescriptorLimit,
-                    Name = name ?? (runAsNobody ? "WebApp as nobody" : runAsUserId is { } uid ? $"WebApp as user id {uid}" : "WebApp"),
+                    Name = name ?? (nativeExecutable is not null ? "WebApp (NativeAOT)" : runAsNobody ? "WebApp as nobody" : runAsUserId is { } uid ? $"WebApp as user id {uid}" : "WebApp"),
                 },
                 copy);
         }
@@ -122,9 +135,10 @@ public sealed class SampleProcess : ChildProcess
     /// Starts the sample on 127.0.0.1:<paramref name="port"/> and waits until it serves and offers its sockets at the
     /// rendezvous: a running instance to deploy onto. It is disposed if that fails.
     /// </summary>
-    public static async Task<SampleProcess> StartRunningAsync(int port, IEnumerable<string> arguments, string name, IReadOnlyDictionary<string, string?>? environment = null)
+    public static async Task<SampleProcess> StartRunningAsync(
+        int port, IEnumerable<string> arguments, string name, IReadOnlyDictionary<string, string?>? environment = null, string? nativeExecutable = null)
     {
-        var instance = Start($"http://127.0.0.1:{port}", arguments, environment, name: name);
+        var instance = Start($"http://127.0.0.1:{port}", arguments, environment, name: name, nativeExecutable: nativeExecutable);
         try
         {
             await instance.WaitUntilServingAsync(new IPEndPoint(IPAddress.Loopback, port));
