@@ -183,14 +183,19 @@ public class ChildProcess : IDisposable
 
     /// <summary>
     /// Whether a line is a message with this event id: a JSON log line (<see cref="LoggedEvent"/>), or one of the
-    /// console's simple formatter (<c>info: Kestrel.ReusePort[1] …</c>). Tests match the event, never the wording.
+    /// console's simple formatter (<c>info: Kestrel.ReusePort[1] …</c>) or systemd formatter (<c>&lt;6&gt;Kestrel.ReusePort[1] …</c>,
+    /// which Hosting.Systemd's <c>UseSystemd()</c> switches to). Tests match the event, never the wording.
     /// </summary>
     public static bool IsEvent(string line, int eventId, string category = "Kestrel.ReusePort")
     {
         ArgumentNullException.ThrowIfNull(line);
-        return LoggedEvent.TryParse(line) is { } logged
-            ? logged.EventId == eventId && logged.Category == category
-            : line.Contains(string.Create(CultureInfo.InvariantCulture, $" {category}[{eventId}]"), StringComparison.Ordinal);
+        if (LoggedEvent.TryParse(line) is { } logged)
+        {
+            return logged.EventId == eventId && logged.Category == category;
+        }
+
+        var at = line.IndexOf(string.Create(CultureInfo.InvariantCulture, $"{category}[{eventId}]"), StringComparison.Ordinal);
+        return at == 0 || (at > 0 && line[at - 1] is ' ' or '>');
     }
 
     /// <summary>Waits for a message with this event id (see <see cref="IsEvent"/>); returns its line.</summary>

@@ -159,10 +159,16 @@ public sealed class SampleProcess : ChildProcess
     public IReadOnlyList<LoggedEvent> HostMessages(string template) =>
         [.. Events(0, HostCategory).Where(e => e.State.GetValueOrDefault("{OriginalFormat}")?.StartsWith(template, StringComparison.Ordinal) == true)];
 
-    /// <summary>Waits for the host's "Application started." message: ApplicationStarted has fired.</summary>
+    /// <summary>
+    /// Waits for the host's "Application started." message: ApplicationStarted has fired. The host gives it no event id
+    /// (0), so its template identifies it: in a JSON line, or in the line of another formatter (an app with
+    /// <c>UseSystemd()</c> logs in systemd's format).
+    /// </summary>
     public Task WaitUntilStartedAsync(TimeSpan? timeout = null) =>
         WaitForOutputAsync(
-            line => LoggedEvent.TryParse(line) is { EventId: 0, Category: HostCategory } e && e.State.GetValueOrDefault("{OriginalFormat}")?.StartsWith("Application started", StringComparison.Ordinal) == true,
+            line => LoggedEvent.TryParse(line) is { } e
+                ? e is { EventId: 0, Category: HostCategory } && e.State.GetValueOrDefault("{OriginalFormat}")?.StartsWith("Application started", StringComparison.Ordinal) == true
+                : IsEvent(line, 0, HostCategory) && line.Contains("Application started", StringComparison.Ordinal),
             timeout ?? StartTimeout,
             "'Application started.'");
 
