@@ -86,8 +86,8 @@ public sealed class ConnectionTrackerTests : IDisposable
         finishing.Features.Get<TrackedConnection>()!.RequestStarted();
 
         _tracker.BeginDrain();
-        Assert.Equal((3L, 2L), _tracker.EndDrainAtBound());
-        Assert.True(_tracker.IsPastBound);
+        Assert.Equal((3L, 2L), _tracker.EndDrainAtTimeout());
+        Assert.True(_tracker.IsPastDrainTimeout);
 
         // A request that finishes during Kestrel's shutdown leaves its connection counted as told to close.
         finishing.Features.Get<TrackedConnection>()!.RequestEnded();
@@ -98,7 +98,7 @@ public sealed class ConnectionTrackerTests : IDisposable
         Assert.Equal(1, _tracker.Ended(DrainOutcome.ConnectionClose));
         Assert.Equal(1, _tracker.Ended(DrainOutcome.ClosedIdle));
         Assert.Equal(1, _tracker.Ended(DrainOutcome.Aborted));
-        Assert.Equal(0, _tracker.EndedByBound(DrainOutcome.ConnectionClose));
+        Assert.Equal(0, _tracker.EndedBeforeDrainTimeout(DrainOutcome.ConnectionClose));
         Assert.Null(idle.Features.Get<TrackedConnection>()!.Told);
     }
 
@@ -111,10 +111,10 @@ public sealed class ConnectionTrackerTests : IDisposable
         early.Features.Get<TrackedConnection>()!.ToldConnectionClose();
         closeEarly.Cancel();
 
-        _tracker.EndDrainAtBound();
+        _tracker.EndDrainAtTimeout();
         closeLate.Cancel();
 
-        Assert.Equal(1, _tracker.EndedByBound(DrainOutcome.ConnectionClose));
+        Assert.Equal(1, _tracker.EndedBeforeDrainTimeout(DrainOutcome.ConnectionClose));
         Assert.Equal(1, _tracker.Ended(DrainOutcome.ClosedIdle));
     }
 

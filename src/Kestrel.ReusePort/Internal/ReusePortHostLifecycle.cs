@@ -86,7 +86,7 @@ internal sealed class ReusePortHostLifecycle(
     {
         NotifyStopping();
         var delayed = await RemovalDelay.RunAsync(factory, options.Value.RemovalDelay, _notifier, cancellationToken).ConfigureAwait(false);
-        await ConnectionDrain.RunAsync(factory, DrainBound(delayed), factory.Lifetime, _notifier, cancellationToken).ConfigureAwait(false);
+        await ConnectionDrain.RunAsync(factory, DrainTimeoutFor(delayed), factory.Lifetime, _notifier, cancellationToken).ConfigureAwait(false);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -97,8 +97,8 @@ internal sealed class ReusePortHostLifecycle(
         return Task.CompletedTask;
     }
 
-    /// <summary>The drain's bound: the option, else the host's shutdown timeout less the removal delay and Kestrel's reserve.</summary>
-    private TimeSpan DrainBound(TimeSpan delayed)
+    /// <summary>The drain timeout: the option, else the host's shutdown timeout less the removal delay and Kestrel's reserve.</summary>
+    private TimeSpan DrainTimeoutFor(TimeSpan delayed)
     {
         if (options.Value.DrainTimeout is { } configured)
         {
@@ -112,8 +112,8 @@ internal sealed class ReusePortHostLifecycle(
         }
 
         var left = shutdown - delayed;
-        var bound = left - KestrelShutdownReserve;
-        return bound < left / 2 ? left / 2 : bound;
+        var drainTimeout = left - KestrelShutdownReserve;
+        return drainTimeout < left / 2 ? left / 2 : drainTimeout;
     }
 
     private void NotifyStopping() => _notifier.Stopping("Stopping: no new connection is accepted; open connections are drained");

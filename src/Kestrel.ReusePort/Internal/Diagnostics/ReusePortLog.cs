@@ -59,8 +59,8 @@ internal static partial class ReusePortLog
     [LoggerMessage(17, LogLevel.Debug, "No running instance offers the sockets of {EndPoint} at '{Place}'; opening new ones.", EventName = "HandoffNone")]
     public static partial void HandoffNone(ILogger logger, EndPoint endPoint, string place);
 
-    [LoggerMessage(18, LogLevel.Warning, "Drain reached its bound after {ElapsedMilliseconds} ms with {ConnectionCount} connections still open ({BusyCount} with a request in flight): Kestrel's shutdown closes the idle ones now and ends the others at HostOptions.ShutdownTimeout.", EventName = "DrainBoundReached")]
-    public static partial void DrainBoundReached(ILogger logger, long elapsedMilliseconds, long connectionCount, long busyCount);
+    [LoggerMessage(18, LogLevel.Warning, "Drain reached its timeout (DrainTimeout) after {ElapsedMilliseconds} ms with {ConnectionCount} connections still open ({BusyCount} with a request in flight): Kestrel's shutdown closes the idle ones now and ends the others at HostOptions.ShutdownTimeout.", EventName = "DrainBoundReached")]
+    public static partial void DrainTimeoutReached(ILogger logger, long elapsedMilliseconds, long connectionCount, long busyCount);
 
     [LoggerMessage(19, LogLevel.Information, "Warmed up {EndPoint} in {ElapsedMilliseconds} ms: {Summary}.", EventName = "WarmedUp")]
     public static partial void WarmedUp(ILogger logger, EndPoint endPoint, long elapsedMilliseconds, string summary);
@@ -104,7 +104,7 @@ internal static partial class ReusePortLog
     [LoggerMessage(53, LogLevel.Warning, "This Kestrel has no internal constructor for SocketConnectionFactoryOptions: the connections of {EndPoint} buffer in MemoryPool<byte>.Shared, not in Kestrel's own memory pool.", EventName = "ConnectionOptionsWithoutKestrelsPool")]
     public static partial void ConnectionOptionsWithoutKestrelsPool(ILogger logger, EndPoint endPoint);
 
-    [LoggerMessage(32, LogLevel.Warning, "After the drain's bound, Kestrel's shutdown closed {ClosedIdle} idle connections, {Finished} finished their last request, and {Aborted} were aborted at HostOptions.ShutdownTimeout; before the bound {ConnectionClose} were answered with Connection: close, {GoAway} sent GOAWAY and {ClientClosed} closed by their clients.", EventName = "ShutdownAfterDrain")]
+    [LoggerMessage(32, LogLevel.Warning, "After the drain timeout, Kestrel's shutdown closed {ClosedIdle} idle connections, {Finished} finished their last request, and {Aborted} were aborted at HostOptions.ShutdownTimeout; before the bound {ConnectionClose} were answered with Connection: close, {GoAway} sent GOAWAY and {ClientClosed} closed by their clients.", EventName = "ShutdownAfterDrain")]
     public static partial void ShutdownAfterDrain(ILogger logger, long closedIdle, long finished, long aborted, long connectionClose, long goAway, long clientClosed);
 
     [LoggerMessage(33, LogLevel.Error, "The warm-up failed on {FailedEndPoints} while a running instance serves {ServedEndPoints}: this instance does not take the port, and its start fails. The running instance goes on serving. Set ReusePort:Warmup:ServeOnFailure=true to take over all the same.", EventName = "WarmupFailedPortLeft")]

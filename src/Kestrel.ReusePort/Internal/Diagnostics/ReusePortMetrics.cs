@@ -135,7 +135,7 @@ internal sealed class ReusePortMetrics
         _warmupDuration.Record(elapsed.TotalSeconds, tags);
     }
 
-    /// <summary>Records a drain: <paramref name="timedOut"/> when it reached its bound with connections still open.</summary>
+    /// <summary>Records a drain: <paramref name="timedOut"/> when it reached its timeout with connections still open.</summary>
     public void DrainCompleted(TimeSpan elapsed, bool timedOut) =>
         _drainDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>(DrainResultAttribute, timedOut ? "timed_out" : "completed"));
 

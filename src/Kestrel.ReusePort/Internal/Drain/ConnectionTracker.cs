@@ -6,16 +6,16 @@ namespace Kestrel.ReusePort.Internal;
 
 /// <summary>
 /// Counts the connections this transport accepted that are still open, and those with a request in flight, so that a
-/// drain can end as soon as none is open, report what is left at its bound, and count how each connection ended.
+/// drain can end as soon as none is open, report what is left at its timeout, and count how each connection ended.
 /// </summary>
 internal sealed class ConnectionTracker(ReusePortMetrics metrics)
 {
     private const int Running = 0;
     private const int Draining = 1;
-    private const int PastBound = 2;
+    private const int PastDrainTimeout = 2;
 
     private readonly long[] _outcomes = new long[Enum.GetValues<DrainOutcome>().Length];
-    private readonly long[] _outcomesAtBound = new long[Enum.GetValues<DrainOutcome>().Length];
+    private readonly long[] _outcomesAtDrainTimeout = new long[Enum.GetValues<DrainOutcome>().Length];
     private long _open;
     private long _busy;
     private int _state;
@@ -35,7 +35,7 @@ internal sealed class ConnectionTracker(ReusePortMetrics metrics)
     public (long Count, long LastTimestamp) AcceptedWhileSendingAway =>
         (Interlocked.Read(ref _acceptedWhileSendingAway), Interlocked.Read(ref _lastAcceptedWhileSendingAway));
 
-    internal bool IsPastBound => Volatile.Read(ref _state) == PastBound;
+    internal bool IsPastDrainTimeout => Volatile.Read(ref _state) == PastDrainTimeout;
 
     public void Track(ConnectionContext connection)
     {
@@ -62,16 +62,16 @@ internal sealed class ConnectionTracker(ReusePortMetrics metrics)
     public void BeginDrain() => Interlocked.CompareExchange(ref _state, Draining, Running);
 
     /// <summary>
-    /// The drain reached its bound and hands what is left to Kestrel's shutdown, which closes idle connections at once
+    /// The drain reached its timeout and hands what is left to Kestrel's shutdown, which closes idle connections at once
     /// and lets requests in flight finish until the host's shutdown timeout. Returns the open and the busy count.
     /// </summary>
-    public (long Open, long Busy) EndDrainAtBound()
+    public (long Open, long Busy) EndDrainAtTimeout()
     {
-        if (Interlocked.CompareExchange(ref _state, PastBound, Draining) == Draining)
+        if (Interlocked.CompareExchange(ref _state, PastDrainTimeout, Draining) == Draining)
         {
             for (var i = 0; i < _outcomes.Length; i++)
             {
-                _outcomesAtBound[i] = Interlocked.Read(ref _outcomes[i]);
+                _outcomesAtDrainTimeout[i] = Interlocked.Read(ref _outcomes[i]);
             }
         }
 
@@ -81,8 +81,8 @@ internal sealed class ConnectionTracker(ReusePortMetrics metrics)
     /// <summary>How many connections open at the drain's start have ended so far with <paramref name="outcome"/>.</summary>
     public long Ended(DrainOutcome outcome) => Interlocked.Read(ref _outcomes[(int)outcome]);
 
-    /// <summary>How many had ended with <paramref name="outcome"/> when the drain reached its bound.</summary>
-    public long EndedByBound(DrainOutcome outcome) => _outcomesAtBound[(int)outcome];
+    /// <summary>How many had ended with <paramref name="outcome"/> when the drain reached its timeout.</summary>
+    public long EndedBeforeDrainTimeout(DrainOutcome outcome) => _outcomesAtDrainTimeout[(int)outcome];
 
     internal void ConnectionBusy(int delta) => Interlocked.Add(ref _busy, delta);
 
@@ -93,9 +93,9 @@ internal sealed class ConnectionTracker(ReusePortMetrics metrics)
         {
             Draining => connection.Told ?? DrainOutcome.ClientClosed,
 
-            // Past the bound, Kestrel's shutdown closes idle connections, and aborts requests still running at its timeout.
-            PastBound => connection.HasRequestsInFlight ? DrainOutcome.Aborted
-                : connection.FinishedPastBound ? connection.Told ?? DrainOutcome.ConnectionClose
+            // Past the drain timeout, Kestrel's shutdown closes idle connections, and aborts requests still running at its timeout.
+            PastDrainTimeout => connection.HasRequestsInFlight ? DrainOutcome.Aborted
+                : connection.FinishedPastDrainTimeout ? connection.Told ?? DrainOutcome.ConnectionClose
                 : DrainOutcome.ClosedIdle,
             _ => (DrainOutcome?)null,
         };

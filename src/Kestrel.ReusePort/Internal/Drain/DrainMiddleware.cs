@@ -16,7 +16,7 @@ namespace Kestrel.ReusePort.Internal;
 /// request already running when the drain begins is told too: an HTTP/1.x response that has not started yet gets
 /// <c>Connection: close</c> when it starts, and an HTTP/2 connection gets GOAWAY once the stream ended, so that the
 /// drain ends with the request instead of waiting for the connection's keep-alive timeout. It also counts each
-/// connection's requests in flight, which the drain reports at its bound.
+/// connection's requests in flight, which the drain reports at its timeout.
 /// </remarks>
 internal sealed class DrainMiddleware(RequestDelegate next, ReusePortSocketTransportFactory factory)
 {

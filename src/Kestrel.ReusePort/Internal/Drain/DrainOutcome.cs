@@ -12,9 +12,9 @@ internal enum DrainOutcome
     /// <summary>The client closed it without sending a request during the drain.</summary>
     ClientClosed,
 
-    /// <summary>Still open and idle at the drain's bound: Kestrel's shutdown closed it.</summary>
+    /// <summary>Still open and idle at the drain timeout: Kestrel's shutdown closed it.</summary>
     ClosedIdle,
 
-    /// <summary>Still open with a request in flight at the drain's bound: Kestrel's shutdown cut it.</summary>
+    /// <summary>Still open with a request in flight at the drain timeout: Kestrel's shutdown cut it.</summary>
     Aborted,
 }

@@ -64,7 +64,7 @@ internal static class RemovalDelay
         ReusePortLog.RemovalDelayEnded(logger, (long)duration.TotalMilliseconds, accepted,
             last == 0 ? -1 : (long)Stopwatch.GetElapsedTime(started, last).TotalMilliseconds);
 
-        // The timer's few milliseconds late come out of Kestrel's reserve, not out of a drain bound that was planned.
+        // The timer's few milliseconds late come out of Kestrel's reserve, not out of a drain timeout that was planned.
         return Min(duration, delay);
     }
 

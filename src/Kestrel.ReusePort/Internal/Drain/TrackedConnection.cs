@@ -18,7 +18,7 @@ internal sealed class TrackedConnection
     private long _lastRequestEnded;
     private Lock? _goAwayLock;
     private Task? _goAway;
-    private bool _finishedPastBound;
+    private bool _finishedPastDrainTimeout;
 
     public TrackedConnection(ConnectionTracker tracker) => _tracker = tracker;
 
@@ -33,8 +33,8 @@ internal sealed class TrackedConnection
     /// <summary>When a request of this connection last ended (a Stopwatch timestamp), or 0.</summary>
     public long LastRequestEnded => Volatile.Read(ref _lastRequestEnded);
 
-    /// <summary>Whether a request of this connection finished after the drain's bound, during Kestrel's shutdown.</summary>
-    public bool FinishedPastBound => Volatile.Read(ref _finishedPastBound);
+    /// <summary>Whether a request of this connection finished after the drain timeout, during Kestrel's shutdown.</summary>
+    public bool FinishedPastDrainTimeout => Volatile.Read(ref _finishedPastDrainTimeout);
 
     public void RequestStarted()
     {
@@ -52,9 +52,9 @@ internal sealed class TrackedConnection
             _tracker.ConnectionBusy(-1);
         }
 
-        if (_tracker.IsPastBound)
+        if (_tracker.IsPastDrainTimeout)
         {
-            Volatile.Write(ref _finishedPastBound, true);
+            Volatile.Write(ref _finishedPastDrainTimeout, true);
         }
     }
 
