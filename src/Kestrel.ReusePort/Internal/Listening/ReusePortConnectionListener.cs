@@ -386,9 +386,17 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
     /// <summary>Waits until the reserve of descriptors can be set aside again; false once stopping.</summary>
     private async Task<bool> WaitForDescriptorsAsync(CancellationToken stopping)
     {
+        // Waits before the first try too: right after the release, the reserve's own descriptors are free, and taking
+        // them back at once would cycle between running out and resuming without giving the runtime any of them.
         var attempts = 0;
         while (true)
         {
+            if (!await BackOffAsync(TimeSpan.FromMilliseconds(Math.Min(s_maxAcceptRetryDelay.TotalMilliseconds, 5 << Math.Min(attempts, 10))), stopping).ConfigureAwait(false))
+            {
+                return false;
+            }
+
+            attempts++;
             if (DescriptorReserve.Shared.TryTake(out var taken))
             {
                 if (taken)
@@ -397,13 +405,6 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
                 }
 
                 return true;
-            }
-
-            attempts++;
-            var delay = TimeSpan.FromMilliseconds(Math.Min(s_maxAcceptRetryDelay.TotalMilliseconds, 5 << Math.Min(attempts, 10)));
-            if (!await BackOffAsync(delay, stopping).ConfigureAwait(false))
-            {
-                return false;
             }
         }
     }
