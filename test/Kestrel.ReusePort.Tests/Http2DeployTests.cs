@@ -57,7 +57,7 @@ public partial class Http2DeployTests(ITestOutputHelper output)
                 // could not open after the GOAWAY (never sent, so not lost).
                 var requests = File.ReadAllLines(log).Where(l => l.Length > 0).Select(l => l.Split('\t')).ToList();
                 var failed = requests.Where(r => r[1] != "200").ToList();
-                Assert.True(failed.Count == 0, $"restart {restart} over {(tls ? "TLS" : "h2c")}: {failed.Count} of {requests.Count} streams failed ({summary})");
+                Assert.True(failed.Count == 0, $"restart {restart} over {(tls ? "TLS" : "h2c")}: {failed.Count} of {requests.Count} streams failed ({summary}); failed rows (start µs, status, duration µs): {string.Join("; ", failed.Take(5).Select(r => string.Join(' ', r)))}");
                 succeeded += requests.Count;
             }
 

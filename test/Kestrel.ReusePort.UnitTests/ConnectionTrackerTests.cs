@@ -146,6 +146,29 @@ public sealed class ConnectionTrackerTests : IDisposable
         Assert.Equal(DrainOutcome.GoAway, tracked.Told);
     }
 
+    [Fact]
+    public void AClientHasKeptUpOnceItOpenedAsManyStreamsDuringTheDrainAsEnded()
+    {
+        var (connection, _) = Accept();
+        var tracked = connection.Features.Get<TrackedConnection>()!;
+        var goAway = new TaskCompletionSource();
+
+        // Two streams in flight before the drain; one ends before it (not counted), one during it.
+        tracked.RequestStarted();
+        tracked.RequestStarted();
+        tracked.RequestEnded();
+        _tracker.BeginDrain();
+        Assert.True(tracked.OpenedAsManyAsEnded);
+        tracked.RequestEnded();
+        Assert.False(tracked.OpenedAsManyAsEnded);
+
+        // The client read that response: it opened the next stream, which the drain holds.
+        tracked.RequestStarted();
+        _ = tracked.GoAwayAsync(() => goAway.Task, CancellationToken.None);
+        Assert.True(tracked.OpenedAsManyAsEnded);
+        goAway.SetResult();
+    }
+
     public void Dispose()
     {
         _ended.Dispose();

@@ -15,6 +15,8 @@ internal sealed class TrackedConnection
     private int _requestsInFlight;
     private int _outcome = -1;
     private int _requestsHeld;
+    private int _requestsEndedDraining;
+    private int _requestsOpenedDraining;
     private long _lastRequestEnded;
     private Lock? _goAwayLock;
     private Task? _goAway;
@@ -29,6 +31,12 @@ internal sealed class TrackedConnection
 
     /// <summary>Requests in flight that are not held back by <see cref="GoAwayAsync"/>: they may end at any moment.</summary>
     public int ExecutingRequests => Volatile.Read(ref _requestsInFlight) - Volatile.Read(ref _requestsHeld);
+
+    /// <summary>
+    /// Whether the client opened at least as many requests (streams) during the drain as ended during it: a client that
+    /// opens one whenever one ends, up to its limit, has then read every response that ended.
+    /// </summary>
+    public bool OpenedAsManyAsEnded => Volatile.Read(ref _requestsOpenedDraining) >= Volatile.Read(ref _requestsEndedDraining);
 
     /// <summary>When a request of this connection last ended (a Stopwatch timestamp), or 0.</summary>
     public long LastRequestEnded => Volatile.Read(ref _lastRequestEnded);
@@ -47,6 +55,11 @@ internal sealed class TrackedConnection
     public void RequestEnded()
     {
         Volatile.Write(ref _lastRequestEnded, Stopwatch.GetTimestamp());
+        if (_tracker.IsDraining)
+        {
+            Interlocked.Increment(ref _requestsEndedDraining);
+        }
+
         if (Interlocked.Decrement(ref _requestsInFlight) == 0)
         {
             _tracker.ConnectionBusy(-1);
@@ -69,6 +82,7 @@ internal sealed class TrackedConnection
     /// </summary>
     public async Task GoAwayAsync(Func<Task> send, CancellationToken requestAborted)
     {
+        Interlocked.Increment(ref _requestsOpenedDraining);
         Interlocked.Increment(ref _requestsHeld);
         try
         {
