@@ -147,26 +147,49 @@ public sealed class ConnectionTrackerTests : IDisposable
     }
 
     [Fact]
-    public void AClientHasKeptUpOnceItOpenedAsManyStreamsDuringTheDrainAsEnded()
+    public void AClientHasReadEveryResponseOnceTheDrainHoldsAsManyStreamsAsItEverKeptInFlight()
     {
         var (connection, _) = Accept();
         var tracked = connection.Features.Get<TrackedConnection>()!;
         var goAway = new TaskCompletionSource();
 
-        // Two streams in flight before the drain; one ends before it (not counted), one during it.
+        // A client that keeps two streams in flight: one of them ends before the drain, and its replacement arrives
+        // during it, while the other one ends during the drain. That is one stream opened for one ended during the
+        // drain, yet the client has not answered the second response: it has not read it.
         tracked.RequestStarted();
         tracked.RequestStarted();
         tracked.RequestEnded();
         _tracker.BeginDrain();
-        Assert.True(tracked.OpenedAsManyAsEnded);
-        tracked.RequestEnded();
-        Assert.False(tracked.OpenedAsManyAsEnded);
-
-        // The client read that response: it opened the next stream, which the drain holds.
         tracked.RequestStarted();
         _ = tracked.GoAwayAsync(() => goAway.Task, CancellationToken.None);
-        Assert.True(tracked.OpenedAsManyAsEnded);
+        tracked.RequestEnded();
+        Assert.False(tracked.HoldsAllItsClientKeepsInFlight);
+
+        // It read the second response: it opened the next stream, which the drain holds too.
+        tracked.RequestStarted();
+        _ = tracked.GoAwayAsync(() => goAway.Task, CancellationToken.None);
+        Assert.True(tracked.HoldsAllItsClientKeepsInFlight);
         goAway.SetResult();
+    }
+
+    [Fact]
+    public async Task AQuietGoAwayWhoseClientDoesNotComeBackIsSentAtTheMaximum()
+    {
+        var (connection, _) = Accept();
+        var tracked = connection.Features.Get<TrackedConnection>()!;
+
+        // Two streams in flight once; during the drain one comes back and is held, and the other never does.
+        tracked.RequestStarted();
+        tracked.RequestStarted();
+        tracked.RequestEnded();
+        tracked.RequestEnded();
+        _tracker.BeginDrain();
+        tracked.RequestStarted();
+        var held = tracked.GoAwayAsync(() => QuietGoAway.SendAsync(tracked, lifetime: null, GoAwayGrace.Minimum), CancellationToken.None);
+
+        // Quiet for a grace, yet not all back: it waits, up to the maximum, and never fails the held stream.
+        await held.WaitAsync(GoAwayGrace.Maximum * 10);
+        Assert.True(held.IsCompletedSuccessfully);
     }
 
     public void Dispose()

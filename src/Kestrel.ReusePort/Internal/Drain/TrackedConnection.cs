@@ -15,8 +15,7 @@ internal sealed class TrackedConnection
     private int _requestsInFlight;
     private int _outcome = -1;
     private int _requestsHeld;
-    private int _requestsEndedDraining;
-    private int _requestsOpenedDraining;
+    private int _peakRequestsInFlight;
     private long _lastRequestEnded;
     private Lock? _goAwayLock;
     private Task? _goAway;
@@ -33,10 +32,12 @@ internal sealed class TrackedConnection
     public int ExecutingRequests => Volatile.Read(ref _requestsInFlight) - Volatile.Read(ref _requestsHeld);
 
     /// <summary>
-    /// Whether the client opened at least as many requests (streams) during the drain as ended during it: a client that
-    /// opens one whenever one ends, up to its limit, has then read every response that ended.
+    /// Whether every request (stream) the client has kept in flight at once on this connection, at its busiest, is now
+    /// held by the drain: a client that opens the next one whenever one ends, up to its limit, has then read every
+    /// response and answered it. (The server counts a request ended before its client reads the end, never after, so
+    /// the busiest count the server saw is at most the client's limit.)
     /// </summary>
-    public bool OpenedAsManyAsEnded => Volatile.Read(ref _requestsOpenedDraining) >= Volatile.Read(ref _requestsEndedDraining);
+    public bool HoldsAllItsClientKeepsInFlight => Volatile.Read(ref _requestsHeld) >= Volatile.Read(ref _peakRequestsInFlight);
 
     /// <summary>When a request of this connection last ended (a Stopwatch timestamp), or 0.</summary>
     public long LastRequestEnded => Volatile.Read(ref _lastRequestEnded);
@@ -46,20 +47,22 @@ internal sealed class TrackedConnection
 
     public void RequestStarted()
     {
-        if (Interlocked.Increment(ref _requestsInFlight) == 1)
+        var inFlight = Interlocked.Increment(ref _requestsInFlight);
+        if (inFlight == 1)
         {
             _tracker.ConnectionBusy(1);
+        }
+
+        // Racy by design: two requests starting at once may leave the lower count, which only shortens a GOAWAY's wait.
+        if (inFlight > Volatile.Read(ref _peakRequestsInFlight))
+        {
+            Volatile.Write(ref _peakRequestsInFlight, inFlight);
         }
     }
 
     public void RequestEnded()
     {
         Volatile.Write(ref _lastRequestEnded, Stopwatch.GetTimestamp());
-        if (_tracker.IsDraining)
-        {
-            Interlocked.Increment(ref _requestsEndedDraining);
-        }
-
         if (Interlocked.Decrement(ref _requestsInFlight) == 0)
         {
             _tracker.ConnectionBusy(-1);
@@ -82,7 +85,6 @@ internal sealed class TrackedConnection
     /// </summary>
     public async Task GoAwayAsync(Func<Task> send, CancellationToken requestAborted)
     {
-        Interlocked.Increment(ref _requestsOpenedDraining);
         Interlocked.Increment(ref _requestsHeld);
         try
         {
