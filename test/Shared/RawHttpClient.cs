@@ -110,16 +110,8 @@ internal sealed class RawHttpClient : IDisposable
         $"GET {pathAndQuery} HTTP/1.1\r\nHost: {host}\r\n{(keepAlive ? string.Empty : "Connection: close\r\n")}\r\n");
 
     /// <summary>Connects, then authenticates with <paramref name="tls"/> when given.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask OpenAsync(SslClientAuthenticationOptions? tls, CancellationToken cancellationToken = default)
-    {
-        await Socket.ConnectAsync(_endPoint, cancellationToken).ConfigureAwait(false);
-        if (tls is not null)
-        {
-            _ssl = new SslStream(new NetworkStream(Socket, ownsSocket: false), leaveInnerStreamOpen: false);
-            await _ssl.AuthenticateAsClientAsync(tls, cancellationToken).ConfigureAwait(false);
-        }
-    }
+    public ValueTask OpenAsync(SslClientAuthenticationOptions? tls, CancellationToken cancellationToken = default) =>
+        tls is null ? Socket.ConnectAsync(_endPoint, cancellationToken) : OpenTlsAsync(tls, cancellationToken);
 
     /// <summary>Sends a GET and reads its response, body included.</summary>
     public async Task<RawHttpResponse> GetAsync(string path, bool keepAlive, TimeSpan? timeout = null)
@@ -225,6 +217,15 @@ internal sealed class RawHttpClient : IDisposable
 
         return new RawHttpResponse(_parser.StatusCode, _parser.ConnectionClose,
             keepBody ? Encoding.UTF8.GetString(_body!.WrittenSpan) : string.Empty);
+    }
+
+    // Apart, so that a plain connect is the socket's own ValueTask: no state machine of its own per connection.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask OpenTlsAsync(SslClientAuthenticationOptions tls, CancellationToken cancellationToken)
+    {
+        await Socket.ConnectAsync(_endPoint, cancellationToken).ConfigureAwait(false);
+        _ssl = new SslStream(new NetworkStream(Socket, ownsSocket: false), leaveInnerStreamOpen: false);
+        await _ssl.AuthenticateAsClientAsync(tls, cancellationToken).ConfigureAwait(false);
     }
 
     public void Dispose()
