@@ -6,34 +6,30 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Security.Authentication;
-using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Shared;
 
 namespace LoadTimeline;
 
 /// <summary>
-/// One HTTP/1.1 load connection on a raw socket (TLS through <see cref="SslStream"/> for https): sends the
-/// pre-encoded request, parses the response, and goes on with the next request on the same connection (keep-alive)
-/// or on a new one (churn, or when the server said Connection: close or closed). Never retries: a failed connect,
+/// One HTTP/1.1 load connection on the repository's <see cref="RawHttpClient"/> (TLS for https): sends the
+/// pre-encoded request, reads the response without keeping its body, and goes on with the next request on the same
+/// connection (keep-alive) or on a new one (churn, or when the server said Connection: close or closed). Never retries: a failed connect,
 /// send or receive, an early end of the connection, or no response within the timeout is one error, and the next
 /// request goes on a new connection (after <see cref="LoadOptions.ErrorPause"/>).
 /// </summary>
 internal sealed class Http1Connection
 {
-    private static readonly byte[] HeaderEnd = "\r\n\r\n"u8.ToArray();
-
     private readonly LoadOptions _options;
     private readonly Recorder _recorder;
     private readonly EndPoint _endPoint;
     private readonly byte[] _request;
-    private readonly byte[] _buffer = new byte[16 * 1024];
+    private readonly byte[] _buffer = new byte[16 * 1024];   // the receive buffer of each client in turn
     private readonly Lock _gate = new();
     private readonly CancellationToken _stop;
-    private Socket? _socket;
-    private SslStream? _ssl;
+    private RawHttpClient? _client;
     private long _opStart;            // Stopwatch timestamp of the operation in flight; 0 idle; -1 aborted by the watchdog
-    private ResponseParser _parser;
 
     public Http1Connection(LoadOptions options, Recorder recorder, EndPoint endPoint, byte[] request, CancellationToken stop)
     {
@@ -45,12 +41,8 @@ internal sealed class Http1Connection
     }
 
     /// <summary>The request bytes, encoded once: GET path HTTP/1.1, Host, and Connection: close for churn.</summary>
-    public static byte[] EncodeRequest(Uri uri, bool close)
-    {
-        string host = uri.IsDefaultPort ? uri.Host : $"{uri.Host}:{uri.Port}";
-        string text = $"GET {uri.PathAndQuery} HTTP/1.1\r\nHost: {host}\r\n{(close ? "Connection: close\r\n" : string.Empty)}\r\n";
-        return Encoding.ASCII.GetBytes(text);
-    }
+    public static byte[] EncodeRequest(Uri uri, bool close) =>
+        RawHttpClient.EncodeGet(uri.PathAndQuery, uri.IsDefaultPort ? uri.Host : $"{uri.Host}:{uri.Port}", keepAlive: !close);
 
     public async Task RunAsync()
     {
@@ -60,7 +52,7 @@ internal sealed class Http1Connection
             Outcome outcome;
             try
             {
-                if (_socket is null && !await ConnectAsync().ConfigureAwait(false))
+                if (_client is null && !await ConnectAsync().ConfigureAwait(false))
                 {
                     await PauseAsync().ConfigureAwait(false);
                     continue;
@@ -106,7 +98,7 @@ internal sealed class Http1Connection
             if (_opStart == start)
             {
                 _opStart = -1;
-                _socket?.Dispose();
+                _client?.Socket.Dispose();
             }
         }
     }
@@ -116,7 +108,7 @@ internal sealed class Http1Connection
     {
         lock (_gate)
         {
-            _socket?.Dispose();
+            _client?.Socket.Dispose();
         }
     }
 
@@ -142,28 +134,25 @@ internal sealed class Http1Connection
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ConnectAsync()
     {
-        Socket socket = new(_endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        RawHttpClient client = new(_endPoint, _buffer);
         lock (_gate)
         {
-            _socket = socket;
+            _client = client;
             _opStart = Stopwatch.GetTimestamp();
         }
 
         try
         {
-            await socket.ConnectAsync(_endPoint).ConfigureAwait(false);
-            if (_options.Tls)
-            {
-                SslStream ssl = new(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
-                _ssl = ssl;
-                await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            SslClientAuthenticationOptions? tls = _options.Tls
+                ? new SslClientAuthenticationOptions
                 {
                     TargetHost = _options.Url.Host,
                     EnabledSslProtocols = SslProtocols.None,
                     RemoteCertificateValidationCallback = static (_, _, _, _) => true,   // a self-signed test certificate
                     ApplicationProtocols = [SslApplicationProtocol.Http11],
-                }).ConfigureAwait(false);
-            }
+                }
+                : null;
+            await client.OpenAsync(tls).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or AuthenticationException)
         {
@@ -198,23 +187,12 @@ internal sealed class Http1Connection
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Outcome> RequestAsync()
     {
+        RawHttpClient client = _client!;
         long sent = Stopwatch.GetTimestamp();
         Begin(sent);
         try
         {
-            if (_ssl is null)
-            {
-                ReadOnlyMemory<byte> request = _request;
-                while (!request.IsEmpty)
-                {
-                    int n = await _socket!.SendAsync(request, SocketFlags.None).ConfigureAwait(false);
-                    request = request[n..];
-                }
-            }
-            else
-            {
-                await _ssl.WriteAsync(_request).ConfigureAwait(false);
-            }
+            await client.SendAsync(_request).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
         {
@@ -222,74 +200,21 @@ internal sealed class Http1Connection
             return Outcome.Error;
         }
 
-        _parser.Reset();
-        int filled = 0;
-        bool headersDone = false;
-        while (true)
+        RawHttpResponse response;
+        try
         {
-            int n;
-            try
-            {
-                Memory<byte> target = headersDone ? _buffer : _buffer.AsMemory(filled);
-                n = _ssl is null
-                    ? await _socket!.ReceiveAsync(target, SocketFlags.None).ConfigureAwait(false)
-                    : await _ssl.ReadAsync(target).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
-            {
-                _recorder.Error(End() ? ErrorKind.Read : ErrorKind.Timeout, Stopwatch.GetTimestamp());
-                return Outcome.Error;
-            }
-
-            if (n == 0)
-            {
-                if (headersDone && _parser.UntilClose)
-                {
-                    _parser.EndOfStream();
-                    break;
-                }
-
-                // the connection ended before a full response
-                _recorder.Error(End() ? ErrorKind.Read : ErrorKind.Timeout, Stopwatch.GetTimestamp());
-                return Outcome.Error;
-            }
-
-            bool ok;
-            if (headersDone)
-            {
-                ok = _parser.Consume(_buffer.AsSpan(0, n));
-            }
-            else
-            {
-                int from = Math.Max(0, filled - 3);
-                filled += n;
-                int end = _buffer.AsSpan(from, filled - from).IndexOf(HeaderEnd);
-                if (end < 0)
-                {
-                    ok = filled < _buffer.Length;   // a header block larger than the buffer is malformed here
-                    if (ok)
-                    {
-                        continue;
-                    }
-                }
-                else
-                {
-                    end += from + HeaderEnd.Length;
-                    headersDone = true;
-                    ok = _parser.ParseHeaders(_buffer.AsSpan(0, end), _buffer.AsSpan(end, filled - end));
-                }
-            }
-
-            if (!ok)
-            {
-                _recorder.Error(End() ? ErrorKind.Read : ErrorKind.Timeout, Stopwatch.GetTimestamp(), "malformed response");
-                return Outcome.Error;
-            }
-
-            if (_parser.Complete)
-            {
-                break;
-            }
+            response = await client.ReadResponseAsync(keepBody: false).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+        {
+            // a reset, or the connection ended before a full response
+            _recorder.Error(End() ? ErrorKind.Read : ErrorKind.Timeout, Stopwatch.GetTimestamp());
+            return Outcome.Error;
+        }
+        catch (InvalidDataException)
+        {
+            _recorder.Error(End() ? ErrorKind.Read : ErrorKind.Timeout, Stopwatch.GetTimestamp(), "malformed response");
+            return Outcome.Error;
         }
 
         long done = Stopwatch.GetTimestamp();
@@ -299,25 +224,21 @@ internal sealed class Http1Connection
             return Outcome.Error;
         }
 
-        _recorder.Response(sent, done, _parser.Status);
-        return _parser.ConnectionClose ? Outcome.Close : Outcome.KeepAlive;
+        _recorder.Response(sent, done, response.StatusCode);
+        return response.ConnectionClose ? Outcome.Close : Outcome.KeepAlive;
     }
 
     private void Close()
     {
-        SslStream? ssl;
-        Socket? socket;
+        RawHttpClient? client;
         lock (_gate)
         {
-            ssl = _ssl;
-            socket = _socket;
-            _ssl = null;
-            _socket = null;
+            client = _client;
+            _client = null;
             _opStart = 0;
         }
 
-        ssl?.Dispose();
-        socket?.Dispose();
+        client?.Dispose();
     }
 
     private async ValueTask PauseAsync()
