@@ -59,9 +59,8 @@ public static class WebHostBuilderReusePortExtensions
             services.Insert(0, ServiceDescriptor.Singleton<IConfigureOptions<ReusePortSocketTransportOptions>>(
                 new ReusePortConfigureOptions(context.Configuration.GetSection(ReusePortConfigurationKeys.SectionName))));
             services.AddSingleton(notifySocket);
-            services.AddSingleton<ReusePortSocketTransportFactory>();
+            ReusePortServices.Add(services);
             services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>());
-            services.AddSingleton<IReusePortLifetime>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>().Lifetime);
             services.AddSingleton<IHostedService, ReusePortHostLifecycle>();
             services.AddSingleton<IHostedService, TieredCompilationWorkerPriority>();
             services.AddSingleton<IStartupFilter, DrainStartupFilter>();

@@ -37,7 +37,7 @@ internal sealed class RemovalDelayValidator(IOptions<HostOptions> hostOptions) :
                 $"{nameof(HostOptions)}.{nameof(HostOptions.ShutdownTimeout)} ({shutdownTimeout}): shorten them or raise the shutdown timeout.");
         }
 
-        var reserve = ReusePortHostLifecycle.KestrelShutdownReserve;
+        var reserve = TransportDrain.KestrelShutdownReserve;
         return delay + reserve <= shutdownTimeout ? null : string.Create(CultureInfo.InvariantCulture,
             $"{prefix}.{nameof(options.RemovalDelay)} ({delay}) must leave at least {reserve} of {nameof(HostOptions)}.{nameof(HostOptions.ShutdownTimeout)} " +
             $"({shutdownTimeout}) for the drain and Kestrel's shutdown: shorten it or raise the shutdown timeout.");

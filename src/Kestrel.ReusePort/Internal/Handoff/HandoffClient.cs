@@ -47,9 +47,9 @@ internal static class HandoffClient
             foreach (var candidate in name.FindRunningInstances())
             {
                 var attempt = await TryCandidateAsync(candidate, endpoint, Remaining(deadline), logger, cancellationToken).ConfigureAwait(false);
-                if (attempt.Sockets is { } sockets)
+                if (attempt.IsTakenOver)
                 {
-                    return TakenOver(sockets, attempt.Predecessor!, endpoint, started, logger, metrics, endpointTags);
+                    return TakenOver(attempt.Sockets, attempt.Predecessor, endpoint, started, logger, metrics, endpointTags);
                 }
 
                 failure ??= attempt.Failure;
@@ -68,9 +68,9 @@ internal static class HandoffClient
                 {
                     var remaining = Remaining(deadline);
                     var attempt = await TryCandidateAsync(candidate, endpoint, remaining < s_legacyTimeout ? remaining : s_legacyTimeout, logger, cancellationToken).ConfigureAwait(false);
-                    if (attempt.Sockets is { } sockets)
+                    if (attempt.IsTakenOver)
                     {
-                        return TakenOver(sockets, attempt.Predecessor!, endpoint, started, logger, metrics, endpointTags);
+                        return TakenOver(attempt.Sockets, attempt.Predecessor, endpoint, started, logger, metrics, endpointTags);
                     }
                 }
             }
@@ -121,12 +121,12 @@ internal static class HandoffClient
         return new HandoffAcquisition(sockets, predecessor, null);
     }
 
-    private static async Task<(List<Socket>? Sockets, Predecessor? Predecessor, string? Failure, string? ErrorType)> TryCandidateAsync(
+    private static async Task<CandidateAnswer> TryCandidateAsync(
         RendezvousCandidate candidate, IPEndPoint endpoint, TimeSpan timeout, ILogger logger, CancellationToken cancellationToken)
     {
         if (timeout <= TimeSpan.Zero)
         {
-            return (null, null, "no time was left to ask the running instance", "timeout");
+            return CandidateAnswer.Failed("no time was left to ask the running instance", "timeout");
         }
 
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -144,7 +144,7 @@ internal static class HandoffClient
             catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionRefused or SocketError.AddressNotAvailable or SocketError.ConnectionReset)
             {
                 // Nobody listens (a socket file left by an instance that was killed, or none at all), or it is leaving.
-                return (null, null, null, null);
+                return CandidateAnswer.Absent;
             }
 
             var userId = NativeMethods.GetEffectiveUserId();
@@ -162,7 +162,7 @@ internal static class HandoffClient
                     ReusePortLog.LegacyRendezvousRefused(logger, candidate.Description, owner.ProcessId, owner.UserId);
                 }
 
-                return (null, null, $"the rendezvous {candidate.Description} is held by process {owner.ProcessId} of user id {owner.UserId}", "untrusted_peer");
+                return CandidateAnswer.Failed($"the rendezvous {candidate.Description} is held by process {owner.ProcessId} of user id {owner.UserId}", "untrusted_peer");
             }
 
             var request = new byte[HandoffProtocol.MessageLength];
@@ -185,7 +185,7 @@ internal static class HandoffClient
             {
                 // It closed the connection without answering: it is leaving, and whoever holds the sockets next will
                 // listen there shortly. Not a failure: the caller asks again.
-                return (null, null, null, null);
+                return CandidateAnswer.Absent;
             }
 
             if (received != reply.Length || !HandoffProtocol.TryReadReply(reply, candidate.Version, out var count) || count == 0 || count != sockets.Count)
@@ -199,7 +199,7 @@ internal static class HandoffClient
             }
 
             keep = true;
-            return (sockets, new Predecessor(connection, owner.ProcessId, candidate.Version), null, null);
+            return CandidateAnswer.TakenOver(sockets, new Predecessor(connection, owner.ProcessId, candidate.Version));
         }
         catch (Exception e) when (e is IOException or SocketException or InvalidDataException or TimeoutException
             || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
@@ -217,13 +217,13 @@ internal static class HandoffClient
             if (e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown })
             {
                 // It went away in the middle of the exchange: it is leaving, as above.
-                return (null, null, null, null);
+                return CandidateAnswer.Absent;
             }
 
             var reason = e is OperationCanceledException or TimeoutException
                 ? $"no answer from {candidate.Description} within {timeout}"
                 : $"{candidate.Description}: {e.Message}";
-            return (null, null, reason, e is OperationCanceledException or TimeoutException ? "timeout" : e.GetType().Name);
+            return CandidateAnswer.Failed(reason, e is OperationCanceledException or TimeoutException ? "timeout" : e.GetType().Name);
         }
         finally
         {

@@ -30,7 +30,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
     private readonly IPEndPoint _endpoint;
     private readonly RendezvousName _name;
     private readonly IReadOnlyList<Socket> _sockets;
-    private readonly Action<int> _stopRequested;
+    private readonly IStopRequestHandler _stopRequests;
     private readonly Action<int> _handedOver;
     private readonly ILogger _logger;
     private readonly ReusePortMetrics _metrics;
@@ -40,6 +40,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Socket, byte> _peers = new();
     private readonly Lock _gate = new();
+    private Socket? _claimedPlace;
     private Socket? _listener;
     private int _watchers;
     private Task _running = Task.CompletedTask;
@@ -48,7 +49,8 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
         IPEndPoint endpoint,
         RendezvousName name,
         IReadOnlyList<Socket> sockets,
-        Action<int> stopRequested,
+        Socket? claimedPlace,
+        IStopRequestHandler stopRequests,
         Action<int> handedOver,
         ILogger logger,
         ReusePortMetrics metrics,
@@ -57,15 +59,16 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
         _endpoint = endpoint;
         _name = name;
         _sockets = sockets;
-        _stopRequested = stopRequested;
+        _claimedPlace = claimedPlace;
+        _stopRequests = stopRequests;
         _handedOver = handedOver;
         _logger = logger;
         _metrics = metrics;
         _endpointTags = endpointTags;
     }
 
-    /// <summary>Starts offering the sockets, at <paramref name="claimedPlace"/> if the starting instance claimed the place already.</summary>
-    public void Start(Socket? claimedPlace) => _running = Task.Run(() => RunAsync(claimedPlace, _stopping.Token));
+    /// <summary>Starts offering the sockets, at the place the starting instance claimed, if it did.</summary>
+    public void Start() => _running = Task.Run(() => RunAsync(_stopping.Token));
 
     /// <summary>
     /// Stops offering the sockets: gives the place up (leaving nothing behind unless a watcher is about to take it),
@@ -83,6 +86,8 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
         lock (_gate)
         {
             _name.Release(successorsWaiting: Volatile.Read(ref _watchers) > 0);
+            _claimedPlace?.Dispose();
+            _claimedPlace = null;
             _listener?.Dispose();
         }
 
@@ -96,7 +101,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
         _name.Dispose();
     }
 
-    private async Task RunAsync(Socket? claimedPlace, CancellationToken stopping)
+    private async Task RunAsync(CancellationToken stopping)
     {
         var squatterLogged = false;
         var failureLogged = false;
@@ -107,8 +112,8 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
                 Socket? listener;
                 lock (_gate)
                 {
-                    listener = stopping.IsCancellationRequested ? null : claimedPlace ?? _name.TryListen();
-                    claimedPlace = null;
+                    listener = stopping.IsCancellationRequested ? null : _claimedPlace ?? _name.TryListen();
+                    _claimedPlace = null;
                     _listener = listener;
                 }
 
@@ -230,8 +235,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
                     await peer.SendAsync(reply, SocketFlags.None, stopping).ConfigureAwait(false);
                     if (obey)
                     {
-                        ReusePortLog.StopRequested(_logger, credentials.ProcessId, _endpoint);
-                        _stopRequested(credentials.ProcessId);
+                        _stopRequests.StopRequested(credentials.ProcessId, _endpoint);
                     }
                     else
                     {
