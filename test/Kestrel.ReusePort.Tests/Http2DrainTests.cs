@@ -1,5 +1,5 @@
 using System.Net;
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Drain;
 using Kestrel.ReusePort.Tests.Infrastructure;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Security.Cryptography;
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Drain;
 using Kestrel.ReusePort.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;

@@ -1,4 +1,4 @@
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Drain;
 
 namespace Kestrel.ReusePort.UnitTests;
 

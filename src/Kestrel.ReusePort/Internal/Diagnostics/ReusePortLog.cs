@@ -1,9 +1,10 @@
 using System;
 using System.Net;
 using System.Net.Sockets;
+using Kestrel.ReusePort.Internal.Listening;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Diagnostics;
 
 /// <summary>Every message of the <c>Kestrel.ReusePort</c> category, each with its event id.</summary>
 internal static partial class ReusePortLog

@@ -3,7 +3,7 @@ using System.Threading.Tasks;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>
 /// Where the drain decides how a connection closes. While the transport drains, each client that sends a request is

@@ -3,9 +3,12 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Listening;
+using Kestrel.ReusePort.Internal.Readiness;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>
 /// What a stopping instance does before its drain when it is removed rather than replaced: it keeps accepting for

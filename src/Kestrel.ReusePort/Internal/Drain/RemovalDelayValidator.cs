@@ -4,7 +4,7 @@ using System.Threading;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>
 /// Rejects a <see cref="ReusePortSocketTransportOptions.RemovalDelay"/> that does not fit in the host's shutdown

@@ -3,11 +3,14 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Listening;
+using Kestrel.ReusePort.Internal.Readiness;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>
 /// The drain of a stopping instance, whole: its timeout, the connections it waits for (<see cref="Connections"/>), the

@@ -4,8 +4,12 @@ using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Handoff.Client;
+using Kestrel.ReusePort.Internal.Handoff.Server;
+using Kestrel.ReusePort.Internal.Listening;
+using Kestrel.ReusePort.Internal.Rendezvous;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Handoff;
 
 /// <summary>
 /// Where an endpoint's listening sockets come from when it begins to accept: the running instance's, taken over at the
@@ -27,14 +31,14 @@ internal static class SocketTakeover
         KeyValuePair<string, object?>[] endpointTags,
         CancellationToken cancellationToken)
     {
-        var name = rendezvous?.NameFor(endpoint);
+        var place = rendezvous?.PlaceFor(endpoint);
         var acquired = HandoffAcquisition.None;
         var sockets = new List<Socket>();
         try
         {
-            if (name is not null)
+            if (place is not null)
             {
-                acquired = await HandoffClient.AcquireAsync(endpoint, name, rendezvous!.LegacyNameFor(endpoint),
+                acquired = await HandoffClient.AcquireAsync(endpoint, place, rendezvous!.LegacyPlaceFor(endpoint),
                     context.Options.HandoffTimeout, context.Logger, context.Metrics, endpointTags, cancellationToken).ConfigureAwait(false);
                 sockets.AddRange(acquired.Sockets);
             }
@@ -69,8 +73,8 @@ internal static class SocketTakeover
                 ListenSocketBinder.ApplyTuning(socket, context.Options);
             }
 
-            var server = name is null ? null
-                : new HandoffRendezvous(endpoint, name, sockets, acquired.ClaimedPlace, context.StopRequests, handedOver, context.Logger, context.Metrics, endpointTags);
+            var server = place is null ? null
+                : new HandoffServer(endpoint, place, sockets, acquired.ClaimedPlace, context.StopRequests, handedOver, context.Logger, context.Metrics, endpointTags);
             return new TakenOverSockets(sockets, inherited, acquired.Predecessor, server);
         }
         catch
@@ -81,7 +85,7 @@ internal static class SocketTakeover
             }
 
             acquired.ClaimedPlace?.Dispose();
-            name?.Dispose();
+            place?.Dispose();
             acquired.Predecessor?.Dispose();
             throw;
         }

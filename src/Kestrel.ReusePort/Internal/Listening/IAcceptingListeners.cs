@@ -1,6 +1,6 @@
 using System.Threading.Tasks;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>What the drain needs of the endpoints that accept from the port: whether they did, and how to stop them.</summary>
 internal interface IAcceptingListeners

@@ -3,8 +3,10 @@ using System.Diagnostics.Metrics;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Handoff.Client;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>
 /// Decides when the endpoints the factory bound begin to accept from the port: at once when no host drives the

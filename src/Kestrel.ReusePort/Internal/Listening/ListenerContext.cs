@@ -1,8 +1,11 @@
 using System;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Drain;
+using Kestrel.ReusePort.Internal.Handoff.Server;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>What every listener of one transport factory shares.</summary>
 internal sealed class ListenerContext

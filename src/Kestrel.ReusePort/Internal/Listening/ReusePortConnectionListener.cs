@@ -6,10 +6,15 @@ using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Channels;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Handoff;
+using Kestrel.ReusePort.Internal.Handoff.Client;
+using Kestrel.ReusePort.Internal.Handoff.Server;
+using Kestrel.ReusePort.Internal.Rendezvous;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>
 /// The one <see cref="IConnectionListener"/> Kestrel sees for an endpoint, in front of a group of SO_REUSEPORT sockets
@@ -40,7 +45,7 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
     private readonly CancellationTokenSource _stopAccepting = new();
     private readonly SemaphoreSlim _transition = new(1, 1);
     private List<Socket> _sockets = [];
-    private HandoffRendezvous? _handoff;
+    private HandoffServer? _handoff;
     private Task[] _acceptLoops = [];
     private Task? _stopped;
     private bool _active;

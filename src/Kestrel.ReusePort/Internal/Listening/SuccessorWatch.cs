@@ -1,7 +1,7 @@
 using System.Collections.Generic;
 using System.Threading.Tasks;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>
 /// Knows whether this instance is replaced rather than removed: a successor took the sockets of every endpoint that

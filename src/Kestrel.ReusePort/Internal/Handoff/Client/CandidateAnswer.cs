@@ -2,7 +2,7 @@ using System.Collections.Generic;
 using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Handoff.Client;
 
 /// <summary>
 /// How one running instance answered a starting one: it handed its sockets over; it was not there or is leaving (ask

@@ -5,6 +5,12 @@ using System.Linq;
 using System.Net;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Drain;
+using Kestrel.ReusePort.Internal.Handoff.Client;
+using Kestrel.ReusePort.Internal.Listening;
+using Kestrel.ReusePort.Internal.Readiness;
+using Kestrel.ReusePort.Internal.Warmup;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
@@ -12,7 +18,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Hosting;
 
 /// <summary>
 /// Ties the transport to the host's lifecycle. Starting: endpoints bound by Kestrel wait; once every hosted service

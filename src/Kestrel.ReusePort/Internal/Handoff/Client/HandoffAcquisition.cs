@@ -1,7 +1,7 @@
 using System.Collections.Generic;
 using System.Net.Sockets;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Handoff.Client;
 
 /// <summary>
 /// What a starting instance came away with from the rendezvous: a running instance's sockets and the connection to it,

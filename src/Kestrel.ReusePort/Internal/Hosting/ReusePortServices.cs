@@ -1,10 +1,15 @@
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Drain;
+using Kestrel.ReusePort.Internal.Handoff.Server;
+using Kestrel.ReusePort.Internal.Listening;
+using Kestrel.ReusePort.Internal.Readiness;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Hosting;
 
 /// <summary>
 /// The services behind <c>UseReusePortSockets()</c>, one per concern: the factory binds, <see cref="ListenerActivation"/>

@@ -3,9 +3,11 @@ using System.Collections.Generic;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Handoff.Client;
 
 /// <summary>Asks the instances this one took its sockets from to drain and exit, once this one accepts on them (StopPredecessor).</summary>
 internal static class PredecessorStop

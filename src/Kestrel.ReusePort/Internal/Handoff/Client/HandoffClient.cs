@@ -6,9 +6,14 @@ using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
+using Kestrel.ReusePort.Internal.Listening;
+using Kestrel.ReusePort.Internal.Posix;
+using Kestrel.ReusePort.Internal.Rendezvous;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Handoff.Client;
 
 /// <summary>
 /// Asks a running instance of the same user for the listening sockets of an endpoint.
@@ -24,12 +29,12 @@ internal static class HandoffClient
     /// Takes the running instance's listening sockets for <paramref name="endpoint"/> over, keeping the connection to
     /// it open; or, when none answers, claims the place for this instance; or neither, when the running instance cannot
     /// be trusted or reached in time: then the caller opens its own sockets. <paramref name="legacy"/> is the first
-    /// release's place, asked once when nobody answers at <paramref name="name"/>.
+    /// release's place, asked once when nobody answers at <paramref name="place"/>.
     /// </summary>
     public static async Task<HandoffAcquisition> AcquireAsync(
         IPEndPoint endpoint,
-        RendezvousName name,
-        RendezvousName? legacy,
+        RendezvousPlace place,
+        RendezvousPlace? legacy,
         TimeSpan timeout,
         ILogger logger,
         ReusePortMetrics metrics,
@@ -44,7 +49,7 @@ internal static class HandoffClient
 
         while (true)
         {
-            foreach (var candidate in name.FindRunningInstances())
+            foreach (var candidate in place.FindRunningInstances())
             {
                 var attempt = await TryCandidateAsync(candidate, endpoint, Remaining(deadline), logger, cancellationToken).ConfigureAwait(false);
                 if (attempt.IsTakenOver)
@@ -81,16 +86,16 @@ internal static class HandoffClient
             // Otherwise claim the place before opening sockets; if someone else holds it (an instance starting at the
             // same moment), ask that one shortly instead.
             var lastChance = Remaining(deadline) <= s_retryDelay;
-            if ((lastChance || !ProcessSockets.HasListeners(endpoint)) && name.TryListen() is { } claimed)
+            if ((lastChance || !ProcessSockets.HasListeners(endpoint)) && place.TryListen() is { } claimed)
             {
                 if (lastChance && ProcessSockets.HasListeners(endpoint))
                 {
-                    ReusePortLog.HandoffFailed(logger, endpoint, $"the port's sockets are held by an instance that did not offer them at {name.Description} within {timeout}");
+                    ReusePortLog.HandoffFailed(logger, endpoint, $"the port's sockets are held by an instance that did not offer them at {place.Description} within {timeout}");
                     metrics.HandoffCompleted(endpointTags, Stopwatch.GetElapsedTime(started), "failed", "timeout");
                 }
                 else
                 {
-                    ReusePortLog.HandoffNone(logger, endpoint, name.Description);
+                    ReusePortLog.HandoffNone(logger, endpoint, place.Description);
                     metrics.HandoffCompleted(endpointTags, Stopwatch.GetElapsedTime(started), "no_running_instance", errorType: null);
                 }
 
@@ -99,7 +104,7 @@ internal static class HandoffClient
 
             if (lastChance)
             {
-                failure = $"{name.Description} is held by an instance that did not hand its sockets over within {timeout}";
+                failure = $"{place.Description} is held by an instance that did not hand its sockets over within {timeout}";
                 errorType = "timeout";
                 break;
             }

@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Handoff.Server;
 
 /// <summary>Where the handoff server delivers "stop, your successor is ready": one call, straight to whoever stops the app.</summary>
 internal interface IStopRequestHandler

@@ -1,8 +1,10 @@
 using System.Net;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Handoff.Server;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Hosting;
 
 /// <summary>
 /// Obeys a successor's stop request: logs it and stops the app, whose host then drains this instance. Without a host
