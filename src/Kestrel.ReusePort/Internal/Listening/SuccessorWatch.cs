@@ -18,8 +18,6 @@ internal sealed class SuccessorWatch
     /// <summary>Completes, with the successor's pid, once every accepting endpoint has been taken over.</summary>
     public Task<int> TookOver => _tookOver.Task;
 
-    public bool IsReplaced => _tookOver.Task.IsCompleted;
-
     /// <summary>Called when one endpoint's sockets went to process <paramref name="processId"/>.</summary>
     public void HandedOver(int processId, List<ReusePortConnectionListener> active)
     {

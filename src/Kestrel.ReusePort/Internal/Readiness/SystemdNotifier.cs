@@ -55,8 +55,6 @@ internal sealed class SystemdNotifier
         }
     }
 
-    public bool IsEnabled => _hostNotifier is not null || _endpoint is not null;
-
     public void Ready(string status)
     {
         if (Interlocked.Exchange(ref _ready, 1) == 0)
