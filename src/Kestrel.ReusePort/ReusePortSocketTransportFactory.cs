@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics.Metrics;
 using System.Globalization;
-using System.Linq;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -72,7 +71,8 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
 
     /// <summary>
     /// Creates the factory of a host (<c>UseReusePortSockets</c>), whose options were validated at its start, with the
-    /// services that activate its endpoints, track their connections and obey a successor's stop request.
+    /// services that activate its endpoints, track their connections and obey a successor's stop request. Without a
+    /// host, <paramref name="tracker"/> and <paramref name="stopRequests"/> are null: the factory's own are used.
     /// </summary>
     internal ReusePortSocketTransportFactory(
         IOptions<ReusePortSocketTransportOptions> options,

@@ -39,7 +39,6 @@ internal sealed class HandoffServer : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ReusePortMetrics _metrics;
     private readonly KeyValuePair<string, object?>[] _endpointTags;
-    private readonly long _servingSince = HandoffProtocol.MonotonicNow();
     private readonly uint _userId = NativeMethods.GetEffectiveUserId();
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Socket, byte> _peers = new();
@@ -48,6 +47,7 @@ internal sealed class HandoffServer : IAsyncDisposable
     private Socket? _listener;
     private int _watchers;
     private Task _running = Task.CompletedTask;
+    private long _servingSince;
 
     public HandoffServer(
         IPEndPoint endpoint,
@@ -72,7 +72,12 @@ internal sealed class HandoffServer : IAsyncDisposable
     }
 
     /// <summary>Starts offering the sockets, at the place the starting instance claimed, if it did.</summary>
-    public void Start() => _running = Task.Run(() => RunAsync(_stopping.Token));
+    public void Start()
+    {
+        // From now on this instance serves the port: a stop request from an instance started later is obeyed.
+        _servingSince = HandoffProtocol.MonotonicNow();
+        _running = Task.Run(() => RunAsync(_stopping.Token));
+    }
 
     /// <summary>
     /// Stops offering the sockets: gives the place up (leaving nothing behind unless a watcher is about to take it),
