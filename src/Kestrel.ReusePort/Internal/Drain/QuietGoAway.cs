@@ -41,8 +41,9 @@ internal static class QuietGoAway
                 break;
             }
 
-            // While a response is still being made, look again well within a grace of its end.
-            var wait = connection.ExecutingRequests > 0 ? grace / 4 : grace - quiet;
+            // While a response is still being made, or while a quiet connection waits for the client's next stream, look
+            // again well within a grace (grace - quiet is negative then, which Task.Delay refuses).
+            var wait = connection.ExecutingRequests > 0 || quiet >= grace ? grace / 4 : grace - quiet;
             await Task.Delay(wait < left ? wait : left).ConfigureAwait(false);
         }
 
