@@ -1,6 +1,6 @@
 using System;
 using System.Collections.Generic;
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Readiness;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 

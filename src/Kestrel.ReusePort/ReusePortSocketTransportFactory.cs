@@ -2,13 +2,19 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics.Metrics;
 using System.Globalization;
-using System.Linq;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
 using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Drain;
+using Kestrel.ReusePort.Internal.Handoff.Server;
+using Kestrel.ReusePort.Internal.Hosting;
+using Kestrel.ReusePort.Internal.Listening;
+using Kestrel.ReusePort.Internal.Posix;
+using Kestrel.ReusePort.Internal.Rendezvous;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Logging;
@@ -33,15 +39,13 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
     private readonly SocketTransportFactory _stock;
     private readonly ILogger _logger;
     private readonly ListenerContext _context;
-    private readonly List<ReusePortConnectionListener> _listeners = [];
+    private readonly ListenerActivation _activation;
     private readonly Lock _gate = new();
     private RendezvousLocation? _rendezvous;
     private bool _rendezvousResolved;
-    private Activation _activation = Activation.Immediate;
-    private Action<int>? _stopRequested;
     private int _migrateRequestLogged;
 
-    /// <summary>Creates the factory; Kestrel resolves it from dependency injection.</summary>
+    /// <summary>Creates the factory for use on its own, without a host: every endpoint accepts as soon as it is bound.</summary>
     /// <param name="options">The SO_REUSEPORT options.</param>
     /// <param name="socketOptions">Kestrel's sockets transport options, applied to every accepted connection.</param>
     /// <param name="loggerFactory">The logger factory.</param>
@@ -51,24 +55,42 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
         IOptions<SocketTransportOptions> socketOptions,
         ILoggerFactory loggerFactory,
         IMeterFactory? meterFactory = null)
+        : this(Validated(options), socketOptions, loggerFactory, new ListenerActivation(), meterFactory)
     {
-        ArgumentNullException.ThrowIfNull(options);
+    }
+
+    private ReusePortSocketTransportFactory(
+        IOptions<ReusePortSocketTransportOptions> options,
+        IOptions<SocketTransportOptions> socketOptions,
+        ILoggerFactory loggerFactory,
+        ListenerActivation activation,
+        IMeterFactory? meterFactory)
+        : this(options, socketOptions, loggerFactory, activation, new ReusePortMetrics(meterFactory, activation.ObserveListeningSockets), null, null)
+    {
+    }
+
+    /// <summary>
+    /// Creates the factory of a host (<c>UseReusePortSockets</c>), whose options were validated at its start, with the
+    /// services that activate its endpoints, track their connections and obey a successor's stop request. Without a
+    /// host, <paramref name="tracker"/> and <paramref name="stopRequests"/> are null: the factory's own are used.
+    /// </summary>
+    internal ReusePortSocketTransportFactory(
+        IOptions<ReusePortSocketTransportOptions> options,
+        IOptions<SocketTransportOptions> socketOptions,
+        ILoggerFactory loggerFactory,
+        ListenerActivation activation,
+        ReusePortMetrics metrics,
+        ConnectionTracker? tracker,
+        IStopRequestHandler? stopRequests)
+    {
         ArgumentNullException.ThrowIfNull(socketOptions);
         ArgumentNullException.ThrowIfNull(loggerFactory);
 
         _options = options.Value;
-        var failures = ReusePortSocketTransportOptionsValidator.GetFailures(_options);
-        if (failures.Count > 0)
-        {
-            throw new OptionsValidationException(Options.DefaultName, typeof(ReusePortSocketTransportOptions), failures);
-        }
-
         _socketOptions = socketOptions.Value;
         _stock = new SocketTransportFactory(socketOptions, loggerFactory);
-        _logger = loggerFactory.CreateLogger("Kestrel.ReusePort");
-        Metrics = new ReusePortMetrics(meterFactory, ObserveListeningSockets);
-        Tracker = new ConnectionTracker(Metrics);
-        Lifetime = new DrainSignal(_logger);
+        _logger = loggerFactory.CreateLogger(ReusePortLog.CategoryName);
+        _activation = activation;
         _context = new ListenerContext
         {
             Options = _options,
@@ -77,39 +99,12 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
             // Connection-level messages keep the category of Kestrel's own transport, so existing log filters apply.
             ConnectionLogger = loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"),
             Logger = _logger,
-            Metrics = Metrics,
-            Tracker = Tracker,
-            StopRequested = pid => _stopRequested?.Invoke(pid),
-            HandedOver = pid => Successor.HandedOver(pid, ActiveListeners()),
+            Metrics = metrics,
+            Tracker = tracker ?? new ConnectionTracker(metrics),
+            StopRequests = stopRequests ?? new ApplicationStopper(_logger, lifetime: null),
+            HandedOver = activation.HandedOver,
         };
     }
-
-    private enum Activation
-    {
-        /// <summary>No host drives this factory: every endpoint accepts as soon as it is bound.</summary>
-        Immediate,
-
-        /// <summary>The host is starting: endpoints warm up and wait for <see cref="ActivateAsync"/>.</summary>
-        Deferred,
-    }
-
-    internal ReusePortMetrics Metrics { get; }
-
-    /// <summary>When this instance started (its transport was created), on the machine's monotonic clock.</summary>
-    internal long StartedAt { get; } = HandoffProtocol.MonotonicNow();
-
-    internal ConnectionTracker Tracker { get; }
-
-    /// <summary>Whether a successor holds this instance's sockets, so that stopping it is a replacement, not a removal.</summary>
-    internal SuccessorWatch Successor { get; } = new();
-
-    internal ILogger Logger => _logger;
-
-    /// <summary>The drain as the app sees it (<see cref="IReusePortLifetime"/>).</summary>
-    internal DrainSignal Lifetime { get; }
-
-    /// <summary>Whether a stopping host has begun draining this transport.</summary>
-    internal bool IsDraining => Tracker.IsDraining;
 
     internal ReusePortMode Mode => ReusePortPlatform.Decide(ReusePortPlatform.IsLoadBalancingSupported, _options.UnsupportedPlatformBehavior);
 
@@ -157,11 +152,7 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
             // Port 0 asks for a new port, which no running instance can have.
             var rendezvous = _options.SocketHandoff && bound.Port != 0 && ipEndPoint.Port != 0 && NativeMethods.IsSupported ? Rendezvous() : null;
             listener = new ReusePortConnectionListener(bound, reserved, rendezvous, _context);
-            lock (_gate)
-            {
-                _listeners.Add(listener);
-                deferred = _activation == Activation.Deferred;
-            }
+            deferred = _activation.Add(listener);
         }
         catch
         {
@@ -173,112 +164,12 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
             throw;
         }
 
-        if (deferred)
-        {
-            if (_options.Warmup.Enabled)
-            {
-                listener.StartWarmup();
-            }
-        }
-        else
+        if (!deferred)
         {
             using var predecessor = await listener.ActivateAsync(cancellationToken).ConfigureAwait(false);
         }
 
         return listener;
-    }
-
-    /// <summary>
-    /// Called by the host as it starts: endpoints bound from now on warm up and wait for <see cref="ActivateAsync"/>.
-    /// <paramref name="stopRequested"/> stops the app when an instance that took the sockets over asks it to.
-    /// </summary>
-    internal void DeferActivation(Action<int> stopRequested)
-    {
-        lock (_gate)
-        {
-            _activation = Activation.Deferred;
-            _stopRequested = stopRequested;
-        }
-    }
-
-    /// <summary>The endpoints bound but not accepting yet, with their warm-up sockets.</summary>
-    internal List<ReusePortConnectionListener> PendingListeners()
-    {
-        lock (_gate)
-        {
-            return _listeners.FindAll(l => !l.IsActive);
-        }
-    }
-
-    /// <summary>The endpoints accepting from the port (or that did, before they stopped).</summary>
-    internal List<ReusePortConnectionListener> ActiveListeners()
-    {
-        lock (_gate)
-        {
-            return _listeners.FindAll(l => l.IsActive);
-        }
-    }
-
-    /// <summary>
-    /// Makes every pending endpoint accept (taking sockets over where an instance runs), and every endpoint bound
-    /// later accept at once. Returns the instances the sockets came from.
-    /// </summary>
-    internal async Task<List<Predecessor>> ActivateAsync(CancellationToken cancellationToken)
-    {
-        List<ReusePortConnectionListener> pending;
-        lock (_gate)
-        {
-            _activation = Activation.Immediate;
-            pending = _listeners.FindAll(l => !l.IsActive);
-        }
-
-        var predecessors = new List<Predecessor>();
-        try
-        {
-            foreach (var listener in pending)
-            {
-                if (await listener.ActivateAsync(cancellationToken).ConfigureAwait(false) is { } predecessor)
-                {
-                    predecessors.Add(predecessor);
-                }
-            }
-        }
-        catch
-        {
-            foreach (var predecessor in predecessors)
-            {
-                predecessor.Dispose();
-            }
-
-            throw;
-        }
-
-        return predecessors;
-    }
-
-    /// <summary>
-    /// Stops accepting on every endpoint and returns them. From then on responses ask clients to move (see
-    /// <see cref="IsDraining"/>), and every connection that ends is counted by how it ended.
-    /// </summary>
-    internal async Task<int> StopAcceptingAsync()
-    {
-        ReusePortConnectionListener[] listeners;
-        lock (_gate)
-        {
-            listeners = [.. _listeners];
-        }
-
-        var stops = new Task[listeners.Length];
-        for (var i = 0; i < listeners.Length; i++)
-        {
-            stops[i] = listeners[i].StopAcceptingAsync();
-        }
-
-        await Task.WhenAll(stops).ConfigureAwait(false);
-
-        // Only now: a client sent away while this instance still accepted could come straight back to it.
-        Tracker.BeginDrain();
-        return listeners.Length;
     }
 
     /// <inheritdoc />
@@ -289,16 +180,19 @@ public sealed class ReusePortSocketTransportFactory : IConnectionListenerFactory
             _rendezvous?.Dispose();
             _rendezvous = null;
         }
-
-        Lifetime.Dispose();
     }
 
-    private List<Measurement<long>> ObserveListeningSockets()
+    private static IOptions<ReusePortSocketTransportOptions> Validated(IOptions<ReusePortSocketTransportOptions> options)
     {
-        lock (_gate)
+        // Without a host nothing else validates the options; under one, ValidateOnStart does, once.
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = ReusePortSocketTransportOptionsValidator.GetFailures(options.Value);
+        if (failures.Count > 0)
         {
-            return _listeners.Where(l => l.ListeningSocketCount > 0).Select(l => new Measurement<long>(l.ListeningSocketCount, l.EndpointTags)).ToList();
+            throw new OptionsValidationException(Options.DefaultName, typeof(ReusePortSocketTransportOptions), failures);
         }
+
+        return options;
     }
 
     /// <summary>Where instances meet, decided at the first bind that needs it; null when the environment's place is refused.</summary>

@@ -1,6 +1,11 @@
 using System;
 using Kestrel.ReusePort;
 using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Configuration;
+using Kestrel.ReusePort.Internal.Drain;
+using Kestrel.ReusePort.Internal.Hosting;
+using Kestrel.ReusePort.Internal.Readiness;
+using Kestrel.ReusePort.Internal.Warmup;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -59,9 +64,8 @@ public static class WebHostBuilderReusePortExtensions
             services.Insert(0, ServiceDescriptor.Singleton<IConfigureOptions<ReusePortSocketTransportOptions>>(
                 new ReusePortConfigureOptions(context.Configuration.GetSection(ReusePortConfigurationKeys.SectionName))));
             services.AddSingleton(notifySocket);
-            services.AddSingleton<ReusePortSocketTransportFactory>();
+            ReusePortServices.Add(services);
             services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>());
-            services.AddSingleton<IReusePortLifetime>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>().Lifetime);
             services.AddSingleton<IHostedService, ReusePortHostLifecycle>();
             services.AddSingleton<IHostedService, TieredCompilationWorkerPriority>();
             services.AddSingleton<IStartupFilter, DrainStartupFilter>();

@@ -1,4 +1,5 @@
 using System.Net;
+using Kestrel.ReusePort.Internal.Drain;
 using Kestrel.ReusePort.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -82,9 +83,9 @@ public class DeployMetricsTests
         await leaving.GetAsync("/", keepAlive: true);
         await staying.GetAsync("/", keepAlive: true);
 
-        var factory = server.App.Services.GetRequiredService<ReusePortSocketTransportFactory>();
+        var transportDrain = server.App.Services.GetRequiredService<TransportDrain>();
         var stopping = server.StopAsync();
-        await Eventually.UntilAsync(() => factory.IsDraining, TimeSpan.FromSeconds(10), "the drain to start");
+        await Eventually.UntilAsync(() => transportDrain.IsDraining, TimeSpan.FromSeconds(10), "the drain to start");
 
         // One client comes back and is told to go; the other leaves on its own.
         Assert.True((await staying.GetAsync("/", keepAlive: true)).ConnectionClose);

@@ -1,4 +1,5 @@
 using System.Net;
+using Kestrel.ReusePort.Internal.Drain;
 using Kestrel.ReusePort.Tests.Infrastructure;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -33,9 +34,9 @@ public class Http2DrainTests
             Assert.Equal(HttpVersion.Version20, first.Version);
         }
 
-        var factory = server.App.Services.GetRequiredService<ReusePortSocketTransportFactory>();
+        var drain = server.App.Services.GetRequiredService<TransportDrain>();
         var stopping = server.StopAsync();
-        await Eventually.UntilAsync(() => factory.IsDraining, TimeSpan.FromSeconds(10), "the drain to start");
+        await Eventually.UntilAsync(() => drain.IsDraining, TimeSpan.FromSeconds(10), "the drain to start");
 
         // The open HTTP/2 connection is still served during the drain...
         using (var during = await client.GetAsync(uri))

@@ -1,4 +1,4 @@
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Listening;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;

@@ -1,4 +1,6 @@
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Configuration;
+using Kestrel.ReusePort.Internal.Drain;
+using Kestrel.ReusePort.Internal.Hosting;
 using Kestrel.ReusePort.Tests.Infrastructure;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Security.Cryptography;
+using Kestrel.ReusePort.Internal.Drain;
 using Kestrel.ReusePort.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -127,10 +128,10 @@ public class RequestsInFlightTests(ITestOutputHelper output)
             Assert.Equal(ChunkSize, await ReadAsync(body, ChunkSize, new byte[ChunkSize]));
         }
 
-        var factory = server.App.Services.GetRequiredService<ReusePortSocketTransportFactory>();
+        var drain = server.App.Services.GetRequiredService<TransportDrain>();
         var drainStarted = Stopwatch.GetTimestamp();
         var stopping = server.StopAsync();
-        await Eventually.UntilAsync(() => factory.IsDraining, s_timeout, "the drain to start");
+        await Eventually.UntilAsync(() => drain.IsDraining, s_timeout, "the drain to start");
 
         // The rest happens during the drain.
         uploadGate.SetResult();

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Drain;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
 
 namespace Kestrel.ReusePort.UnitTests;
 

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Posix;
 
 namespace Kestrel.ReusePort.UnitTests;
 

@@ -1,5 +1,5 @@
 using System.Net;
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Posix;
 
 namespace Kestrel.ReusePort.UnitTests;
 

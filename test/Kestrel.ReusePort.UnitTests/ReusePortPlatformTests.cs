@@ -1,4 +1,4 @@
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Listening;
 
 namespace Kestrel.ReusePort.UnitTests;
 

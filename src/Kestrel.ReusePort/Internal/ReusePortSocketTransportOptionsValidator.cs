@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using Kestrel.ReusePort.Internal.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace Kestrel.ReusePort.Internal;

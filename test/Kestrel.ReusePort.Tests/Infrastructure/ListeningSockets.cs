@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Net;
-using Kestrel.ReusePort.Internal;
+using Kestrel.ReusePort.Internal.Posix;
 
 namespace Kestrel.ReusePort.Tests.Infrastructure;
 

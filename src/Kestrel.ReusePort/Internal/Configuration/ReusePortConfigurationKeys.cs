@@ -1,7 +1,7 @@
 using System.Collections.Generic;
 using System.Globalization;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Configuration;
 
 /// <summary>
 /// The configuration keys of <see cref="ReusePortSocketTransportOptions"/> (the <c>ReusePort</c> section, like Kestrel's

@@ -2,7 +2,7 @@ using System;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Configuration;
 
 /// <summary>
 /// Binds the <c>ReusePort</c> section of the host's configuration (appsettings.json, <c>ReusePort__Key</c> environment

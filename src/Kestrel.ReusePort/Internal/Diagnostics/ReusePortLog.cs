@@ -1,13 +1,17 @@
 using System;
 using System.Net;
 using System.Net.Sockets;
+using Kestrel.ReusePort.Internal.Listening;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Diagnostics;
 
 /// <summary>Every message of the <c>Kestrel.ReusePort</c> category, each with its event id.</summary>
 internal static partial class ReusePortLog
 {
+    /// <summary>The category of every message here.</summary>
+    public const string CategoryName = "Kestrel.ReusePort";
+
     [LoggerMessage(1, LogLevel.Information, "Listening on {EndPoint} with {SocketCount} SO_REUSEPORT sockets ({InheritedCount} taken over from a running instance).", EventName = "Listening")]
     public static partial void Listening(ILogger logger, EndPoint endPoint, int socketCount, int inheritedCount);
 

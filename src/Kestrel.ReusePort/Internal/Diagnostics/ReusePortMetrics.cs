@@ -5,8 +5,9 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Kestrel.ReusePort.Internal.Drain;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Diagnostics;
 
 /// <summary>
 /// The meter <c>Kestrel.ReusePort</c>: how connections spread over the sockets of each endpoint, what fails, and how

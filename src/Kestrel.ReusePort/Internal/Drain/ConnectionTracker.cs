@@ -1,8 +1,9 @@
 using System;
 using System.Threading;
+using Kestrel.ReusePort.Internal.Diagnostics;
 using Microsoft.AspNetCore.Connections;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>
 /// Counts the connections this transport accepted that are still open, and those with a request in flight, so that a

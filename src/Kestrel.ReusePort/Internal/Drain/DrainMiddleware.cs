@@ -3,7 +3,7 @@ using System.Threading.Tasks;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>
 /// Where the drain decides how a connection closes. While the transport drains, each client that sends a request is
@@ -18,7 +18,7 @@ namespace Kestrel.ReusePort.Internal;
 /// drain ends with the request instead of waiting for the connection's keep-alive timeout. It also counts each
 /// connection's requests in flight, which the drain reports at its timeout.
 /// </remarks>
-internal sealed class DrainMiddleware(RequestDelegate next, ReusePortSocketTransportFactory factory)
+internal sealed class DrainMiddleware(RequestDelegate next)
 {
     private static readonly Func<object, Task> s_closeIfDraining = CloseIfDraining;
 
@@ -39,7 +39,7 @@ internal sealed class DrainMiddleware(RequestDelegate next, ReusePortSocketTrans
                 // Decided when the response starts, so that a request already running when the drain begins is told too.
                 context.Response.OnStarting(s_closeIfDraining, context);
             }
-            else if (factory.IsDraining)
+            else if (connection.IsDraining)
             {
                 return GoAwayAsync(context, connection);
             }

@@ -1,4 +1,4 @@
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>How a connection that was open when the drain began came to an end.</summary>
 internal enum DrainOutcome

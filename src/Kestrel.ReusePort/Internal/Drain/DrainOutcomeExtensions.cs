@@ -1,4 +1,4 @@
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 internal static class DrainOutcomeExtensions
 {

@@ -1,9 +1,10 @@
 using System;
 using System.Net.Sockets;
+using Kestrel.ReusePort.Internal.Posix;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>
 /// How long a draining HTTP/2 connection stays quiet before and after its GOAWAY (<see cref="QuietGoAway"/>): enough

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Threading.Tasks;
 using Microsoft.AspNetCore.Connections.Features;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>
 /// Sends a draining HTTP/2 (or HTTP/3) connection its GOAWAY on a quiet connection: no response ends shortly before it,

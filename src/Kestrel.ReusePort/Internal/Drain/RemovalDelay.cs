@@ -3,8 +3,12 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Listening;
+using Kestrel.ReusePort.Internal.Readiness;
+using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>
 /// What a stopping instance does before its drain when it is removed rather than replaced: it keeps accepting for
@@ -17,29 +21,33 @@ internal static class RemovalDelay
     private static readonly TimeSpan s_statusInterval = TimeSpan.FromSeconds(1);
 
     /// <summary>Runs the delay if it applies, and returns how long it took (zero when skipped, at most the delay).</summary>
-    public static async Task<TimeSpan> RunAsync(ReusePortSocketTransportFactory factory, TimeSpan delay, SystemdNotifier notifier, CancellationToken cancellationToken)
+    public static async Task<TimeSpan> RunAsync(
+        IAcceptingListeners listeners,
+        ConnectionTracker tracker,
+        TimeSpan delay,
+        SystemdNotifier notifier,
+        ILogger logger,
+        CancellationToken cancellationToken)
     {
         if (delay <= TimeSpan.Zero)
         {
             return TimeSpan.Zero;
         }
 
-        var logger = factory.Logger;
-        var successor = factory.Successor.TookOver;
+        var successor = listeners.SuccessorTookOver;
         if (successor.IsCompleted)
         {
             ReusePortLog.RemovalDelaySkipped(logger, string.Create(CultureInfo.InvariantCulture, $"process {successor.Result} took this instance's sockets over and serves them"));
             return TimeSpan.Zero;
         }
 
-        if (factory.ActiveListeners().Count == 0)
+        if (!listeners.AnyAccepting)
         {
             // Stopped before it was warm (or it has no IP endpoint): no load balancer can have been sending it connections.
             ReusePortLog.RemovalDelaySkipped(logger, "this instance never accepted connections from the port");
             return TimeSpan.Zero;
         }
 
-        var tracker = factory.Tracker;
         var started = Stopwatch.GetTimestamp();
         tracker.SendClientsAway();
         ReusePortLog.RemovalDelayStarted(logger, (long)delay.TotalMilliseconds);

@@ -4,7 +4,7 @@ using System.Threading;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Drain;
 
 /// <summary>
 /// Rejects a <see cref="ReusePortSocketTransportOptions.RemovalDelay"/> that does not fit in the host's shutdown
@@ -37,7 +37,7 @@ internal sealed class RemovalDelayValidator(IOptions<HostOptions> hostOptions) :
                 $"{nameof(HostOptions)}.{nameof(HostOptions.ShutdownTimeout)} ({shutdownTimeout}): shorten them or raise the shutdown timeout.");
         }
 
-        var reserve = ReusePortHostLifecycle.KestrelShutdownReserve;
+        var reserve = TransportDrain.KestrelShutdownReserve;
         return delay + reserve <= shutdownTimeout ? null : string.Create(CultureInfo.InvariantCulture,
             $"{prefix}.{nameof(options.RemovalDelay)} ({delay}) must leave at least {reserve} of {nameof(HostOptions)}.{nameof(HostOptions.ShutdownTimeout)} " +
             $"({shutdownTimeout}) for the drain and Kestrel's shutdown: shorten it or raise the shutdown timeout.");

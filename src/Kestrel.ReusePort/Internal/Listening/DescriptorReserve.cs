@@ -4,8 +4,9 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Threading;
+using Kestrel.ReusePort.Internal.Posix;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>
 /// Keeps descriptors free for the runtime when connections fill the process's descriptor table, so that the process

@@ -3,9 +3,10 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Kestrel.ReusePort.Internal.Posix;
 using Microsoft.AspNetCore.Connections;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>
 /// Opens the SO_REUSEPORT listening sockets of one endpoint, all with the same settings, or none at all.

@@ -1,8 +1,11 @@
 using System;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Drain;
+using Kestrel.ReusePort.Internal.Handoff.Server;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>What every listener of one transport factory shares.</summary>
 internal sealed class ListenerContext
@@ -20,8 +23,8 @@ internal sealed class ListenerContext
 
     public required ConnectionTracker Tracker { get; init; }
 
-    /// <summary>Called when an instance that took this one's sockets over asks it to drain and exit, with that instance's pid.</summary>
-    public required Action<int> StopRequested { get; init; }
+    /// <summary>Where a stop request from an instance that took this one's sockets over goes.</summary>
+    public required IStopRequestHandler StopRequests { get; init; }
 
     /// <summary>Called when an instance took an endpoint's sockets over, with that instance's pid.</summary>
     public required Action<int> HandedOver { get; init; }

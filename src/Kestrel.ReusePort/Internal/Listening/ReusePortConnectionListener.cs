@@ -6,10 +6,15 @@ using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Channels;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Handoff;
+using Kestrel.ReusePort.Internal.Handoff.Client;
+using Kestrel.ReusePort.Internal.Handoff.Server;
+using Kestrel.ReusePort.Internal.Rendezvous;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>
 /// The one <see cref="IConnectionListener"/> Kestrel sees for an endpoint, in front of a group of SO_REUSEPORT sockets
@@ -40,8 +45,7 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
     private readonly CancellationTokenSource _stopAccepting = new();
     private readonly SemaphoreSlim _transition = new(1, 1);
     private List<Socket> _sockets = [];
-    private WarmupListener? _warmup;
-    private HandoffRendezvous? _handoff;
+    private HandoffServer? _handoff;
     private Task[] _acceptLoops = [];
     private Task? _stopped;
     private bool _active;
@@ -71,9 +75,6 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
     /// <summary>The attributes of this endpoint's measurements.</summary>
     public KeyValuePair<string, object?>[] EndpointTags => _endpointTags;
 
-    /// <summary>The private socket the warm-up requests go through, until activation.</summary>
-    public WarmupListener? Warmup => _warmup;
-
     public bool IsActive => Volatile.Read(ref _active);
 
     /// <summary>Whether another instance took this endpoint's sockets over, and so keeps accepting from them when this one stops.</summary>
@@ -82,12 +83,9 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
     /// <summary>The listening sockets this process holds for the endpoint now: none before activation or once stopped.</summary>
     public int ListeningSocketCount => IsActive && Volatile.Read(ref _stopped) is null ? _sockets.Count : 0;
 
-    /// <summary>Opens the private warm-up socket, whose connections go through this endpoint's Kestrel pipeline.</summary>
-    public void StartWarmup() => _warmup ??= WarmupListener.Start(DispatchWarmup);
-
     /// <summary>
-    /// Closes the warm-up socket, takes the running instance's sockets over (or lets this instance's own sockets
-    /// listen), and starts accepting. Returns the instance the sockets came from, if any, with the connection still open.
+    /// Takes the running instance's sockets over (or lets this instance's own sockets listen), and starts accepting.
+    /// Returns the instance the sockets came from, if any, with the connection still open.
     /// </summary>
     public async Task<Predecessor?> ActivateAsync(CancellationToken cancellationToken)
     {
@@ -99,77 +97,33 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
                 return null;
             }
 
-            _warmup?.Dispose();
-            _warmup = null;
-
-            var endpoint = (IPEndPoint)EndPoint;
-            var name = _rendezvous?.NameFor(endpoint);
-            var acquired = HandoffAcquisition.None;
-            var sockets = new List<Socket>();
+            var taken = await SocketTakeover.AcquireAsync((IPEndPoint)EndPoint, _reserved, _rendezvous, _context, OnHandedOver, _endpointTags, cancellationToken).ConfigureAwait(false);
             try
             {
-                if (name is not null)
-                {
-                    acquired = await HandoffClient.AcquireAsync(endpoint, name, _rendezvous!.LegacyNameFor(endpoint),
-                        _context.Options.HandoffTimeout, _context.Logger, _context.Metrics, _endpointTags, cancellationToken).ConfigureAwait(false);
-                    sockets.AddRange(acquired.Sockets);
-                }
-
-                var inherited = sockets.Count;
-                var backlog = _context.SocketOptions.Backlog;
-
-                // Sockets of an older instance are listening already; listening again only brings their backlog in line.
-                foreach (var socket in sockets)
-                {
-                    socket.Listen(backlog);
-                }
-
-                // This instance's own sockets make up what the older one did not have; the others are closed unused.
-                var missing = _context.Options.ListenerCount - inherited;
-                for (var i = 0; i < _reserved.Count; i++)
-                {
-                    if (i < missing)
-                    {
-                        _reserved[i].Listen(backlog);
-                        sockets.Add(_reserved[i]);
-                    }
-                    else
-                    {
-                        _reserved[i].Dispose();
-                    }
-                }
-
-                _reserved.Clear();
-                foreach (var socket in sockets)
-                {
-                    ListenSocketBinder.ApplyTuning(socket, _context.Options);
-                }
-
-                _sockets = sockets;
+                _sockets = taken.Sockets;
                 StartAccepting();
-                if (name is not null)
-                {
-                    _handoff = new HandoffRendezvous(endpoint, name, sockets, _context.StopRequested, OnHandedOver, _context.Logger, _context.Metrics, _endpointTags);
-                    _handoff.Start(acquired.ClaimedPlace);
-                    name = null;
-                }
-
-                Volatile.Write(ref _active, true);
-                ReusePortLog.Listening(_context.Logger, EndPoint, sockets.Count, inherited);
-                return acquired.Predecessor;
+                _handoff = taken.Server;
+                _handoff?.Start();
             }
             catch
             {
-                foreach (var socket in sockets)
+                foreach (var socket in taken.Sockets)
                 {
                     socket.Dispose();
                 }
 
-                acquired.ClaimedPlace?.Dispose();
-                name?.Dispose();
-                acquired.Predecessor?.Dispose();
+                if (taken.Server is not null)
+                {
+                    await taken.Server.DisposeAsync().ConfigureAwait(false);
+                }
+
+                taken.Predecessor?.Dispose();
                 throw;
             }
+
+            Volatile.Write(ref _active, true);
+            ReusePortLog.Listening(_context.Logger, EndPoint, taken.Sockets.Count, taken.Inherited);
+            return taken.Predecessor;
         }
         finally
         {
@@ -221,8 +175,6 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
         await _transition.WaitAsync().ConfigureAwait(false);
         try
         {
-            _warmup?.Dispose();
-            _warmup = null;
             foreach (var socket in _reserved)
             {
                 socket.Dispose();
@@ -433,7 +385,7 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
     /// A warm-up connection takes the path of a connection from the port, tracking included, so that the code the first
     /// client runs has run once; only the accepted-connections counter leaves it out.
     /// </summary>
-    private void DispatchWarmup(Socket accepted)
+    public void DispatchWarmup(Socket accepted)
     {
         if (TryCreateConnection(accepted, socketIndex: -1) is { } connection)
         {

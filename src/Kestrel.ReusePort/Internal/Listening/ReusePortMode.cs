@@ -1,4 +1,4 @@
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>How the factory binds IP endpoints on this platform.</summary>
 internal enum ReusePortMode

@@ -1,7 +1,7 @@
 using System;
 using System.Net.Sockets;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>
 /// Whether the kernel spreads connections over the SO_REUSEPORT sockets of a port, and what to do where it does not.

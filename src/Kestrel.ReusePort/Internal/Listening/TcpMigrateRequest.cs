@@ -1,7 +1,7 @@
 using System;
 using System.IO;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>
 /// Reads <c>net.ipv4.tcp_migrate_req</c>: when 1 (Linux 5.14+), closing one socket of a SO_REUSEPORT group moves the

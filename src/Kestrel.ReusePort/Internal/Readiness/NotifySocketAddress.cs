@@ -1,6 +1,6 @@
 using System;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Readiness;
 
 /// <summary>
 /// <c>$NOTIFY_SOCKET</c> as it was when <c>UseReusePortSockets()</c> ran, before the host was built.

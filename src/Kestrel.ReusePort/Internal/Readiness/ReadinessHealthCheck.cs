@@ -3,7 +3,7 @@ using System.Threading.Tasks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Readiness;
 
 /// <summary>
 /// Reports the instance as not ready from the moment it is told to stop (SIGTERM, <c>StopApplication</c>, or a

@@ -2,12 +2,14 @@ using System;
 using System.Net.Sockets;
 using System.Text;
 using System.Threading;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Readiness;
 
 /// <summary>
 /// Tells systemd (<c>Type=notify</c>) where the instance stands: READY=1 once it is warm and accepts, STOPPING=1 when
@@ -52,8 +54,6 @@ internal sealed class SystemdNotifier
             _endpoint = new UnixDomainSocketEndPoint(path[0] == '@' ? "\0" + path[1..] : path);
         }
     }
-
-    public bool IsEnabled => _hostNotifier is not null || _endpoint is not null;
 
     public void Ready(string status)
     {

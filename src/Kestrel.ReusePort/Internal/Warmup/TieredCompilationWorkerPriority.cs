@@ -6,11 +6,13 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Posix;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Warmup;
 
 /// <summary>
 /// Raises the nice value of the runtime's tiered-compilation worker thread (<c>.NET Tiered Com</c> in
@@ -27,8 +29,10 @@ namespace Kestrel.ReusePort.Internal;
 /// </remarks>
 internal sealed partial class TieredCompilationWorkerPriority(
     IOptions<ReusePortSocketTransportOptions> options,
-    ReusePortSocketTransportFactory factory) : IHostedService, IDisposable
+    ILoggerFactory loggerFactory) : IHostedService, IDisposable
 {
+    private readonly ILogger _logger = loggerFactory.CreateLogger(ReusePortLog.CategoryName);
+
     /// <summary>The name the runtime gives the worker, as /proc shows it (15 characters at most).</summary>
     public const string WorkerThreadName = ".NET Tiered Com";
 
@@ -95,12 +99,12 @@ internal sealed partial class TieredCompilationWorkerPriority(
                 if (SetPriority(PrioProcess, threadId, nice) == 0)
                 {
                     _lowered.Add(threadId);
-                    ReusePortLog.TieredCompilationWorkerLowered(factory.Logger, threadId, nice);
+                    ReusePortLog.TieredCompilationWorkerLowered(_logger, threadId, nice);
                 }
                 else if (!_failureLogged)
                 {
                     _failureLogged = true;
-                    ReusePortLog.TieredCompilationWorkerNotLowered(factory.Logger, threadId, nice, Marshal.GetLastPInvokeError());
+                    ReusePortLog.TieredCompilationWorkerNotLowered(_logger, threadId, nice, Marshal.GetLastPInvokeError());
                 }
             }
         }

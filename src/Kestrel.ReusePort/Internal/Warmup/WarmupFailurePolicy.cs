@@ -1,9 +1,12 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Net;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Posix;
+using Kestrel.ReusePort.Internal.Readiness;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Warmup;
 
 /// <summary>
 /// What an instance whose warm-up failed does: a broken release must not take the port from a working one. With a

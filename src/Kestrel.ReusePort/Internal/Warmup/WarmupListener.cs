@@ -5,7 +5,7 @@ using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Warmup;
 
 /// <summary>
 /// A listening socket on a loopback port of its own, feeding an endpoint's Kestrel pipeline while the instance warms

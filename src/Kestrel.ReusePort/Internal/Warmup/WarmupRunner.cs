@@ -9,10 +9,12 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Listening;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Warmup;
 
 /// <summary>
 /// Where warm-up happens: before the instance accepts from the port, GET requests go through Kestrel's real pipeline
@@ -29,9 +31,12 @@ internal static class WarmupRunner
     private const string UserAgent = "Kestrel.ReusePort-warmup";
     private static readonly Version[] s_protocols = [HttpVersion.Version11, HttpVersion.Version20];
 
-    /// <summary>Warms every endpoint up; returns those whose warm-up failed (a 5xx, no answer, the timeout), not a 404.</summary>
+    /// <summary>
+    /// Warms every endpoint up, each over a private socket opened for it and closed once it is warm; returns those whose
+    /// warm-up failed (a 5xx, no answer, the timeout), not a 404.
+    /// </summary>
     public static async Task<List<IPEndPoint>> RunAsync(
-        IReadOnlyList<(IPEndPoint EndPoint, WarmupListener Listener, KeyValuePair<string, object?>[] Tags)> endpoints,
+        IReadOnlyList<ReusePortConnectionListener> endpoints,
         IEnumerable<string> serverAddresses,
         ReusePortWarmupOptions options,
         ILogger logger,
@@ -44,8 +49,10 @@ internal static class WarmupRunner
         deadline.CancelAfter(options.Timeout);
         var failed = new List<IPEndPoint>();
 
-        foreach (var (endpoint, listener, tags) in endpoints)
+        foreach (var pending in endpoints)
         {
+            var endpoint = (IPEndPoint)pending.EndPoint;
+            using var listener = WarmupListener.Start(pending.DispatchWarmup);
             var started = Stopwatch.GetTimestamp();
             var https = addresses.Any(a => string.Equals(a.Scheme, "https", StringComparison.OrdinalIgnoreCase) && Matches(a, endpoint));
             var host = options.Host ?? (IPAddress.IsLoopback(endpoint.Address) || endpoint.Address.Equals(IPAddress.Any) || endpoint.Address.Equals(IPAddress.IPv6Any)
@@ -53,7 +60,7 @@ internal static class WarmupRunner
                 : endpoint.Address.ToString());
             var outcome = await WarmEndpointAsync(listener, https, host, endpoint.Port, paths, options.Requests, deadline.Token, cancellationToken).ConfigureAwait(false);
             var elapsed = Stopwatch.GetElapsedTime(started);
-            metrics.WarmupCompleted(tags, elapsed, outcome.ErrorType);
+            metrics.WarmupCompleted(pending.EndpointTags, elapsed, outcome.ErrorType);
             if (outcome.ErrorType is null)
             {
                 ReusePortLog.WarmedUp(logger, endpoint, (long)elapsed.TotalMilliseconds, outcome.Summary);

@@ -1,4 +1,4 @@
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Posix;
 
 /// <summary>What <c>statx</c> says of a file: its owner, type and permission bits, and its identity.</summary>
 internal readonly record struct FileStatus(uint UserId, ushort Mode, ulong Inode, ulong Device)

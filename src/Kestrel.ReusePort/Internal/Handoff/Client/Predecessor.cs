@@ -2,8 +2,9 @@ using System;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Handoff.Client;
 
 /// <summary>
 /// The running instance this one took an endpoint's sockets from, over the still-open handoff connection: it can be

@@ -1,7 +1,7 @@
 using System.Collections.Generic;
 using System.Threading.Tasks;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Listening;
 
 /// <summary>
 /// Knows whether this instance is replaced rather than removed: a successor took the sockets of every endpoint that
@@ -17,8 +17,6 @@ internal sealed class SuccessorWatch
 
     /// <summary>Completes, with the successor's pid, once every accepting endpoint has been taken over.</summary>
     public Task<int> TookOver => _tookOver.Task;
-
-    public bool IsReplaced => _tookOver.Task.IsCompleted;
 
     /// <summary>Called when one endpoint's sockets went to process <paramref name="processId"/>.</summary>
     public void HandedOver(int processId, List<ReusePortConnectionListener> active)

@@ -2,9 +2,11 @@ using System;
 using System.Globalization;
 using System.IO;
 using System.Net;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Posix;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Rendezvous;
 
 /// <summary>
 /// Where the instances of this user meet, decided once per process from the options and the environment.
@@ -73,13 +75,13 @@ internal sealed class RendezvousLocation : IDisposable
     }
 
     /// <summary>The place of one endpoint.</summary>
-    public RendezvousName NameFor(IPEndPoint endpoint) =>
-        _abstract ? new AbstractRendezvousName(endpoint, _userId)
-        : _directory is not null ? new DirectoryRendezvousName(_directory, endpoint)
-        : new DiscoveredRendezvousName(endpoint);
+    public RendezvousPlace PlaceFor(IPEndPoint endpoint) =>
+        _abstract ? new AbstractRendezvousPlace(endpoint, _userId)
+        : _directory is not null ? new DirectoryRendezvousPlace(_directory, endpoint)
+        : new DiscoveredRendezvousPlace(endpoint);
 
     /// <summary>Where the first release of this library offered an endpoint's sockets, asked once during an upgrade.</summary>
-    public RendezvousName LegacyNameFor(IPEndPoint endpoint) => new AbstractRendezvousName(endpoint, _userId, version: 1);
+    public RendezvousPlace LegacyPlaceFor(IPEndPoint endpoint) => new AbstractRendezvousPlace(endpoint, _userId, version: 1);
 
     public void Dispose() => _directory?.Dispose();
 

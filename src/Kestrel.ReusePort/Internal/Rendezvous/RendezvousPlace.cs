@@ -1,14 +1,15 @@
 using System;
 using System.Collections.Generic;
 using System.Net.Sockets;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Rendezvous;
 
 /// <summary>
 /// The meeting place of the instances of one endpoint: where a starting instance looks for a running one, and how a
 /// running instance comes to listen there.
 /// </summary>
-internal abstract class RendezvousName : IDisposable
+internal abstract class RendezvousPlace : IDisposable
 {
     /// <summary>The place, for log messages.</summary>
     public abstract string Description { get; }

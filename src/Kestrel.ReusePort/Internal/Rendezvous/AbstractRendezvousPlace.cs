@@ -2,8 +2,9 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Rendezvous;
 
 /// <summary>
 /// A fixed name in the abstract Unix socket namespace of the network namespace (<c>@kestrel-reuseport/v2/uid-N/endpoint</c>),
@@ -15,11 +16,11 @@ namespace Kestrel.ReusePort.Internal;
 /// before the app does: the peer checks then refuse it, and socket handoff stays off until it goes away. Abstract
 /// names vanish with their process, so nothing is ever stale.
 /// </remarks>
-internal sealed class AbstractRendezvousName : RendezvousName
+internal sealed class AbstractRendezvousPlace : RendezvousPlace
 {
     private readonly string _name;
 
-    public AbstractRendezvousName(IPEndPoint endpoint, uint userId, int version = HandoffProtocol.CurrentVersion)
+    public AbstractRendezvousPlace(IPEndPoint endpoint, uint userId, int version = HandoffProtocol.CurrentVersion)
     {
         _name = string.Create(CultureInfo.InvariantCulture, $"kestrel-reuseport/v{version}/uid-{userId}/{endpoint}");
         WatchEndPoint = new UnixDomainSocketEndPoint("\0" + _name);

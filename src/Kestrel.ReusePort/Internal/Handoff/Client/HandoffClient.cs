@@ -6,9 +6,14 @@ using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
+using Kestrel.ReusePort.Internal.Listening;
+using Kestrel.ReusePort.Internal.Posix;
+using Kestrel.ReusePort.Internal.Rendezvous;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Handoff.Client;
 
 /// <summary>
 /// Asks a running instance of the same user for the listening sockets of an endpoint.
@@ -24,12 +29,12 @@ internal static class HandoffClient
     /// Takes the running instance's listening sockets for <paramref name="endpoint"/> over, keeping the connection to
     /// it open; or, when none answers, claims the place for this instance; or neither, when the running instance cannot
     /// be trusted or reached in time: then the caller opens its own sockets. <paramref name="legacy"/> is the first
-    /// release's place, asked once when nobody answers at <paramref name="name"/>.
+    /// release's place, asked once when nobody answers at <paramref name="place"/>.
     /// </summary>
     public static async Task<HandoffAcquisition> AcquireAsync(
         IPEndPoint endpoint,
-        RendezvousName name,
-        RendezvousName? legacy,
+        RendezvousPlace place,
+        RendezvousPlace? legacy,
         TimeSpan timeout,
         ILogger logger,
         ReusePortMetrics metrics,
@@ -44,12 +49,12 @@ internal static class HandoffClient
 
         while (true)
         {
-            foreach (var candidate in name.FindRunningInstances())
+            foreach (var candidate in place.FindRunningInstances())
             {
                 var attempt = await TryCandidateAsync(candidate, endpoint, Remaining(deadline), logger, cancellationToken).ConfigureAwait(false);
-                if (attempt.Sockets is { } sockets)
+                if (attempt.IsTakenOver)
                 {
-                    return TakenOver(sockets, attempt.Predecessor!, endpoint, started, logger, metrics, endpointTags);
+                    return TakenOver(attempt.Sockets, attempt.Predecessor, endpoint, started, logger, metrics, endpointTags);
                 }
 
                 failure ??= attempt.Failure;
@@ -68,9 +73,9 @@ internal static class HandoffClient
                 {
                     var remaining = Remaining(deadline);
                     var attempt = await TryCandidateAsync(candidate, endpoint, remaining < s_legacyTimeout ? remaining : s_legacyTimeout, logger, cancellationToken).ConfigureAwait(false);
-                    if (attempt.Sockets is { } sockets)
+                    if (attempt.IsTakenOver)
                     {
-                        return TakenOver(sockets, attempt.Predecessor!, endpoint, started, logger, metrics, endpointTags);
+                        return TakenOver(attempt.Sockets, attempt.Predecessor, endpoint, started, logger, metrics, endpointTags);
                     }
                 }
             }
@@ -81,16 +86,16 @@ internal static class HandoffClient
             // Otherwise claim the place before opening sockets; if someone else holds it (an instance starting at the
             // same moment), ask that one shortly instead.
             var lastChance = Remaining(deadline) <= s_retryDelay;
-            if ((lastChance || !ProcessSockets.HasListeners(endpoint)) && name.TryListen() is { } claimed)
+            if ((lastChance || !ProcessSockets.HasListeners(endpoint)) && place.TryListen() is { } claimed)
             {
                 if (lastChance && ProcessSockets.HasListeners(endpoint))
                 {
-                    ReusePortLog.HandoffFailed(logger, endpoint, $"the port's sockets are held by an instance that did not offer them at {name.Description} within {timeout}");
+                    ReusePortLog.HandoffFailed(logger, endpoint, $"the port's sockets are held by an instance that did not offer them at {place.Description} within {timeout}");
                     metrics.HandoffCompleted(endpointTags, Stopwatch.GetElapsedTime(started), "failed", "timeout");
                 }
                 else
                 {
-                    ReusePortLog.HandoffNone(logger, endpoint, name.Description);
+                    ReusePortLog.HandoffNone(logger, endpoint, place.Description);
                     metrics.HandoffCompleted(endpointTags, Stopwatch.GetElapsedTime(started), "no_running_instance", errorType: null);
                 }
 
@@ -99,7 +104,7 @@ internal static class HandoffClient
 
             if (lastChance)
             {
-                failure = $"{name.Description} is held by an instance that did not hand its sockets over within {timeout}";
+                failure = $"{place.Description} is held by an instance that did not hand its sockets over within {timeout}";
                 errorType = "timeout";
                 break;
             }
@@ -121,12 +126,12 @@ internal static class HandoffClient
         return new HandoffAcquisition(sockets, predecessor, null);
     }
 
-    private static async Task<(List<Socket>? Sockets, Predecessor? Predecessor, string? Failure, string? ErrorType)> TryCandidateAsync(
+    private static async Task<CandidateAnswer> TryCandidateAsync(
         RendezvousCandidate candidate, IPEndPoint endpoint, TimeSpan timeout, ILogger logger, CancellationToken cancellationToken)
     {
         if (timeout <= TimeSpan.Zero)
         {
-            return (null, null, "no time was left to ask the running instance", "timeout");
+            return CandidateAnswer.Failed("no time was left to ask the running instance", "timeout");
         }
 
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -144,7 +149,7 @@ internal static class HandoffClient
             catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionRefused or SocketError.AddressNotAvailable or SocketError.ConnectionReset)
             {
                 // Nobody listens (a socket file left by an instance that was killed, or none at all), or it is leaving.
-                return (null, null, null, null);
+                return CandidateAnswer.Absent;
             }
 
             var userId = NativeMethods.GetEffectiveUserId();
@@ -162,7 +167,7 @@ internal static class HandoffClient
                     ReusePortLog.LegacyRendezvousRefused(logger, candidate.Description, owner.ProcessId, owner.UserId);
                 }
 
-                return (null, null, $"the rendezvous {candidate.Description} is held by process {owner.ProcessId} of user id {owner.UserId}", "untrusted_peer");
+                return CandidateAnswer.Failed($"the rendezvous {candidate.Description} is held by process {owner.ProcessId} of user id {owner.UserId}", "untrusted_peer");
             }
 
             var request = new byte[HandoffProtocol.MessageLength];
@@ -185,7 +190,7 @@ internal static class HandoffClient
             {
                 // It closed the connection without answering: it is leaving, and whoever holds the sockets next will
                 // listen there shortly. Not a failure: the caller asks again.
-                return (null, null, null, null);
+                return CandidateAnswer.Absent;
             }
 
             if (received != reply.Length || !HandoffProtocol.TryReadReply(reply, candidate.Version, out var count) || count == 0 || count != sockets.Count)
@@ -199,7 +204,7 @@ internal static class HandoffClient
             }
 
             keep = true;
-            return (sockets, new Predecessor(connection, owner.ProcessId, candidate.Version), null, null);
+            return CandidateAnswer.TakenOver(sockets, new Predecessor(connection, owner.ProcessId, candidate.Version));
         }
         catch (Exception e) when (e is IOException or SocketException or InvalidDataException or TimeoutException
             || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
@@ -217,13 +222,13 @@ internal static class HandoffClient
             if (e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown })
             {
                 // It went away in the middle of the exchange: it is leaving, as above.
-                return (null, null, null, null);
+                return CandidateAnswer.Absent;
             }
 
             var reason = e is OperationCanceledException or TimeoutException
                 ? $"no answer from {candidate.Description} within {timeout}"
                 : $"{candidate.Description}: {e.Message}";
-            return (null, null, reason, e is OperationCanceledException or TimeoutException ? "timeout" : e.GetType().Name);
+            return CandidateAnswer.Failed(reason, e is OperationCanceledException or TimeoutException ? "timeout" : e.GetType().Name);
         }
         finally
         {

@@ -4,8 +4,10 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
+using Kestrel.ReusePort.Internal.Posix;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Rendezvous;
 
 /// <summary>
 /// A socket file in a private directory: <c>&lt;endpoint&gt;.sock</c>, listened on by the instance that holds an
@@ -17,7 +19,7 @@ namespace Kestrel.ReusePort.Internal;
 /// moment cannot both replace it. The new owner binds a temporary name and renames it over the old file, so the place
 /// never goes missing while it changes hands. Only this user can write to the directory (see <see cref="PrivateDirectory"/>).
 /// </remarks>
-internal sealed class DirectoryRendezvousName : RendezvousName
+internal sealed class DirectoryRendezvousPlace : RendezvousPlace
 {
     private const uint LockFileMode = 0b110_000_000;
     private const int MaxLockAttempts = 8;
@@ -28,7 +30,7 @@ internal sealed class DirectoryRendezvousName : RendezvousName
     private int _lock = -1;
     private FileStatus? _listening;
 
-    public DirectoryRendezvousName(PrivateDirectory directory, IPEndPoint endpoint)
+    public DirectoryRendezvousPlace(PrivateDirectory directory, IPEndPoint endpoint)
     {
         _directory = directory;
         var name = endpoint.ToString();

@@ -2,7 +2,7 @@ using System;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Posix;
 
 /// <summary>
 /// The kernel's word on who is at the other end of a Unix domain socket (SO_PEERCRED): it cannot be forged by the peer.

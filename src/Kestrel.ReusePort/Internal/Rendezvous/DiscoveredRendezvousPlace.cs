@@ -3,8 +3,10 @@ using System.Collections.Generic;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
+using Kestrel.ReusePort.Internal.Posix;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Rendezvous;
 
 /// <summary>
 /// For a user with no private directory (no RUNTIME_DIRECTORY or XDG_RUNTIME_DIR, not root): every instance listens on
@@ -18,13 +20,13 @@ namespace Kestrel.ReusePort.Internal;
 /// see each other in /proc) and the network namespace (for the abstract name); across PID namespaces, configure a
 /// shared RendezvousDirectory.
 /// </remarks>
-internal sealed class DiscoveredRendezvousName : RendezvousName
+internal sealed class DiscoveredRendezvousPlace : RendezvousPlace
 {
     private readonly IPEndPoint _endpoint;
     private readonly string _prefix;
     private string? _name;
 
-    public DiscoveredRendezvousName(IPEndPoint endpoint)
+    public DiscoveredRendezvousPlace(IPEndPoint endpoint)
     {
         _endpoint = endpoint;
         _prefix = $"kestrel-reuseport/v{HandoffProtocol.CurrentVersion}/{endpoint}/";

@@ -5,7 +5,7 @@ using System.IO;
 using System.Net;
 using System.Net.Sockets;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Posix;
 
 /// <summary>
 /// Reads from /proc which processes hold the listening sockets of an endpoint, and which abstract Unix sockets they

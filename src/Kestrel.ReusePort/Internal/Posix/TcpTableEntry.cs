@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Posix;
 
 /// <summary>
 /// One line of /proc/net/tcp or tcp6: a socket's local address and port, its state (<c>0A</c> is LISTEN), inode, and

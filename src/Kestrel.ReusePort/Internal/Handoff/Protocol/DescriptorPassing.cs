@@ -4,8 +4,9 @@ using System.Diagnostics;
 using System.IO;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Kestrel.ReusePort.Internal.Posix;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Handoff.Protocol;
 
 /// <summary>
 /// Passes open file descriptors between processes over a Unix domain socket (SCM_RIGHTS), the way HAProxy, Envoy and

@@ -5,9 +5,13 @@ using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
+using Kestrel.ReusePort.Internal.Diagnostics;
+using Kestrel.ReusePort.Internal.Handoff.Protocol;
+using Kestrel.ReusePort.Internal.Posix;
+using Kestrel.ReusePort.Internal.Rendezvous;
 using Microsoft.Extensions.Logging;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Handoff.Server;
 
 /// <summary>
 /// Offers an endpoint's listening sockets to the next instance of the same user.
@@ -18,7 +22,7 @@ namespace Kestrel.ReusePort.Internal;
 /// finds someone to take the sockets from, and a listening socket with connections in its queue is never closed while
 /// the service runs. Where every instance has a place of its own (a discovered random name), nobody needs to watch.
 /// </remarks>
-internal sealed class HandoffRendezvous : IAsyncDisposable
+internal sealed class HandoffServer : IAsyncDisposable
 {
     private static readonly TimeSpan s_requestTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan s_followUpTimeout = TimeSpan.FromSeconds(30);
@@ -28,44 +32,52 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
     private static readonly TimeSpan s_placeCheckInterval = TimeSpan.FromSeconds(1);
 
     private readonly IPEndPoint _endpoint;
-    private readonly RendezvousName _name;
+    private readonly RendezvousPlace _place;
     private readonly IReadOnlyList<Socket> _sockets;
-    private readonly Action<int> _stopRequested;
+    private readonly IStopRequestHandler _stopRequests;
     private readonly Action<int> _handedOver;
     private readonly ILogger _logger;
     private readonly ReusePortMetrics _metrics;
     private readonly KeyValuePair<string, object?>[] _endpointTags;
-    private readonly long _servingSince = HandoffProtocol.MonotonicNow();
     private readonly uint _userId = NativeMethods.GetEffectiveUserId();
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Socket, byte> _peers = new();
     private readonly Lock _gate = new();
+    private Socket? _claimedPlace;
     private Socket? _listener;
     private int _watchers;
     private Task _running = Task.CompletedTask;
+    private long _servingSince;
 
-    public HandoffRendezvous(
+    public HandoffServer(
         IPEndPoint endpoint,
-        RendezvousName name,
+        RendezvousPlace place,
         IReadOnlyList<Socket> sockets,
-        Action<int> stopRequested,
+        Socket? claimedPlace,
+        IStopRequestHandler stopRequests,
         Action<int> handedOver,
         ILogger logger,
         ReusePortMetrics metrics,
         KeyValuePair<string, object?>[] endpointTags)
     {
         _endpoint = endpoint;
-        _name = name;
+        _place = place;
         _sockets = sockets;
-        _stopRequested = stopRequested;
+        _claimedPlace = claimedPlace;
+        _stopRequests = stopRequests;
         _handedOver = handedOver;
         _logger = logger;
         _metrics = metrics;
         _endpointTags = endpointTags;
     }
 
-    /// <summary>Starts offering the sockets, at <paramref name="claimedPlace"/> if the starting instance claimed the place already.</summary>
-    public void Start(Socket? claimedPlace) => _running = Task.Run(() => RunAsync(claimedPlace, _stopping.Token));
+    /// <summary>Starts offering the sockets, at the place the starting instance claimed, if it did.</summary>
+    public void Start()
+    {
+        // From now on this instance serves the port: a stop request from an instance started later is obeyed.
+        _servingSince = HandoffProtocol.MonotonicNow();
+        _running = Task.Run(() => RunAsync(_stopping.Token));
+    }
 
     /// <summary>
     /// Stops offering the sockets: gives the place up (leaving nothing behind unless a watcher is about to take it),
@@ -82,7 +94,9 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
         _stopping.Cancel();
         lock (_gate)
         {
-            _name.Release(successorsWaiting: Volatile.Read(ref _watchers) > 0);
+            _place.Release(successorsWaiting: Volatile.Read(ref _watchers) > 0);
+            _claimedPlace?.Dispose();
+            _claimedPlace = null;
             _listener?.Dispose();
         }
 
@@ -93,10 +107,10 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
 
         // The source is not disposed: peers still finishing may observe its token, and it holds no timer.
         await _running.ConfigureAwait(false);
-        _name.Dispose();
+        _place.Dispose();
     }
 
-    private async Task RunAsync(Socket? claimedPlace, CancellationToken stopping)
+    private async Task RunAsync(CancellationToken stopping)
     {
         var squatterLogged = false;
         var failureLogged = false;
@@ -107,8 +121,8 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
                 Socket? listener;
                 lock (_gate)
                 {
-                    listener = stopping.IsCancellationRequested ? null : claimedPlace ?? _name.TryListen();
-                    claimedPlace = null;
+                    listener = stopping.IsCancellationRequested ? null : _claimedPlace ?? _place.TryListen();
+                    _claimedPlace = null;
                     _listener = listener;
                 }
 
@@ -123,7 +137,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
                 }
 
                 failureLogged = false;
-                ReusePortLog.RendezvousOwned(_logger, _endpoint, _name.Description);
+                ReusePortLog.RendezvousOwned(_logger, _endpoint, _place.Description);
                 await ServeAsync(listener, stopping).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -135,7 +149,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
                 // E.g. the directory was removed: retried quickly, logged once until it works again.
                 if (!failureLogged)
                 {
-                    ReusePortLog.RendezvousFailed(_logger, _endpoint, _name.Description, e);
+                    ReusePortLog.RendezvousFailed(_logger, _endpoint, _place.Description, e);
                     failureLogged = true;
                 }
 
@@ -160,10 +174,10 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
         catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
         {
             // The place no longer leads here: give it up and listen there again.
-            ReusePortLog.RendezvousLost(_logger, _name.Description, _endpoint);
+            ReusePortLog.RendezvousLost(_logger, _place.Description, _endpoint);
             lock (_gate)
             {
-                _name.Release(successorsWaiting: true);
+                _place.Release(successorsWaiting: true);
                 listener.Dispose();
                 _listener = null;
             }
@@ -182,7 +196,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(lost.Token).ConfigureAwait(false))
             {
-                if (!_name.IsStillListening())
+                if (!_place.IsStillListening())
                 {
                     lost.Cancel();
                     return;
@@ -230,8 +244,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
                     await peer.SendAsync(reply, SocketFlags.None, stopping).ConfigureAwait(false);
                     if (obey)
                     {
-                        ReusePortLog.StopRequested(_logger, credentials.ProcessId, _endpoint);
-                        _stopRequested(credentials.ProcessId);
+                        _stopRequests.StopRequested(credentials.ProcessId, _endpoint);
                     }
                     else
                     {
@@ -324,7 +337,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
     /// </summary>
     private async Task<bool> WatchListenerAsync(bool squatterLogged, CancellationToken stopping)
     {
-        if (_name.WatchEndPoint is not { } place)
+        if (_place.WatchEndPoint is not { } place)
         {
             await DelayAsync(s_retryDelay, stopping).ConfigureAwait(false);
             return squatterLogged;
@@ -344,7 +357,7 @@ internal sealed class HandoffRendezvous : IAsyncDisposable
             {
                 if (!squatterLogged)
                 {
-                    ReusePortLog.RendezvousSquatted(_logger, _name.Description, _endpoint, owner.ProcessId, owner.UserId);
+                    ReusePortLog.RendezvousSquatted(_logger, _place.Description, _endpoint, owner.ProcessId, owner.UserId);
                 }
 
                 await DelayAsync(s_squattedRetryDelay, stopping).ConfigureAwait(false);

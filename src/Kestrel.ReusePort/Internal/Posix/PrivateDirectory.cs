@@ -4,7 +4,7 @@ using System.Globalization;
 using System.IO;
 using System.Runtime.InteropServices;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Posix;
 
 /// <summary>
 /// A directory that only this process's user can write to, held open by a descriptor so that every later use of it

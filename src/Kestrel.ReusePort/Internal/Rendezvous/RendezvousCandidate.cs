@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Rendezvous;
 
 /// <summary>
 /// Where a starting instance may find a running one: the socket to connect to, the process expected to answer (when

@@ -1,7 +1,7 @@
 using System;
 using System.Runtime.InteropServices;
 
-namespace Kestrel.ReusePort.Internal;
+namespace Kestrel.ReusePort.Internal.Posix;
 
 /// <summary>
 /// The few Linux calls .NET has no API for: the effective user id, sendmsg/recvmsg to pass descriptors, and the file
