@@ -140,11 +140,14 @@ internal sealed class HandoffServer : IAsyncDisposable
                 ReusePortLog.RendezvousOwned(_logger, _endpoint, _place.Description);
                 await ServeAsync(listener, stopping).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            catch (Exception) when (stopping.IsCancellationRequested)
             {
+                // Stopping: whatever failed meanwhile no longer matters, and must not fail the host's shutdown (a
+                // watched instance that closed its listener as this one stopped reset the connection, and the
+                // SocketException, thrown out of DisposeAsync, aborted the process with 134 during a deploy).
                 return;
             }
-            catch (Exception e) when (!stopping.IsCancellationRequested)
+            catch (Exception e)
             {
                 // E.g. the directory was removed: retried quickly, logged once until it works again.
                 if (!failureLogged)
