@@ -63,8 +63,12 @@ public class OpenTelemetryTests(ITestOutputHelper output)
         Assert.Equal(2, receiver.Latest("old", HandoffSockets).Where(p => (string?)p.Attribute("kestrel.reuseport.handoff.direction") == "sent").Sum(p => p.Value));
         Assert.Contains(receiver.Latest("old", "kestrel.connection.duration"), p => p.Scope == KestrelMeter && p.Count > 0);
 
-        // The new instance, alone on the port now: its takeover and warm-up, over OTLP...
-        await Eventually.UntilAsync(() => receiver.Latest("new", WarmupDuration).Count > 0, SampleProcess.StartTimeout, "the new instance's OTLP export");
+        // The new instance, alone on the port now: its takeover and warm-up, over OTLP. It warms up before it takes the
+        // sockets over, so an export made between the two holds the warm-up alone: wait for one that holds both.
+        await Eventually.UntilAsync(
+            () => receiver.Latest("new", WarmupDuration).Count > 0 && receiver.Latest("new", HandoffDuration).Count > 0,
+            SampleProcess.StartTimeout,
+            "the new instance's OTLP export of its warm-up and takeover");
         output.WriteLine($"OTLP, new instance (pid {next.Pid}): {receiver.Describe("new")}");
         var handoff = Assert.Single(receiver.Latest("new", HandoffDuration));
         Assert.Equal(("histogram", "s", 1UL), (handoff.Kind, handoff.Unit, handoff.Count));
