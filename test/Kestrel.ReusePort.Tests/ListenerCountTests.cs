@@ -1,5 +1,11 @@
 using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Kestrel.ReusePort.Tests.Infrastructure;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Xunit.Abstractions;
 
 namespace Kestrel.ReusePort.Tests;
@@ -47,5 +53,54 @@ public class ListenerCountTests(ITestOutputHelper output)
         Assert.True(bySocket.Keys.Order().SequenceEqual([0, 1, 2]),
             $"Expected connections on sockets 0, 1 and 2; got {string.Join(", ", bySocket.Select(p => $"socket {p.Key}: {p.Value}"))}.");
         Assert.Equal(3, Assert.Single(listeningSockets.Observe()).Value);
+    }
+
+    /// <summary>
+    /// A connection accepted from a listening socket that knows its own address shares that address; one accepted from a
+    /// socket that does not asks the kernel (getsockname), a system call per connection, which costs throughput under
+    /// connection churn. Each connection's local endpoint is then a new object: so every socket of the group must have
+    /// given its connections the one it holds.
+    /// </summary>
+    [Fact]
+    public async Task ConnectionsTakeTheirLocalAddressFromTheirListeningSocket()
+    {
+        const int listenerCount = 3;
+        const int connections = 60;
+        var factory = new ReusePortSocketTransportFactory(
+            Options.Create(new ReusePortSocketTransportOptions { ListenerCount = listenerCount, SocketHandoff = false, DrainTimeout = TimeSpan.Zero }),
+            Options.Create(new SocketTransportOptions()),
+            NullLoggerFactory.Instance);
+        await using var listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+
+        var clients = new List<Socket>();
+        var accepted = new List<ConnectionContext>();
+        try
+        {
+            for (var i = 0; i < connections; i++)
+            {
+                var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                clients.Add(client);
+                await client.ConnectAsync(listener.EndPoint);
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                accepted.Add(await listener.AcceptAsync(timeout.Token) ?? throw new InvalidOperationException("the listener stopped"));
+            }
+
+            Assert.All(accepted, c => Assert.Equal(listener.EndPoint, c.LocalEndPoint));
+            var instances = accepted.Select(c => RuntimeHelpers.GetHashCode(c.LocalEndPoint!)).Distinct().Count();
+            output.WriteLine($"{connections} connections over {listenerCount} sockets: {instances} local endpoint objects.");
+            Assert.InRange(instances, 1, listenerCount);
+        }
+        finally
+        {
+            foreach (var connection in accepted)
+            {
+                await connection.DisposeAsync();
+            }
+
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
     }
 }

@@ -250,6 +250,10 @@ internal sealed class ReusePortConnectionListener : IConnectionListener
         _acceptLoops = new Task[_sockets.Count];
         for (var i = 0; i < _sockets.Count; i++)
         {
+            // A socket accepted from a listener that knows its own (specific) address inherits it; otherwise the
+            // connection asks the kernel (getsockname) for it, one system call per connection. Kestrel's listener
+            // reads it after binding; every socket of the group reads it here, once.
+            _ = _sockets[i].LocalEndPoint;
             var index = i;
             _acceptLoops[i] = Task.Run(() => AcceptLoopAsync(index));
         }
