@@ -3,9 +3,6 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using Kestrel.ReusePort.Tests.Infrastructure;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using Xunit.Abstractions;
 
 namespace Kestrel.ReusePort.Tests;
@@ -66,11 +63,7 @@ public class ListenerCountTests(ITestOutputHelper output)
     {
         const int listenerCount = 3;
         const int connections = 60;
-        var factory = new ReusePortSocketTransportFactory(
-            Options.Create(new ReusePortSocketTransportOptions { ListenerCount = listenerCount, SocketHandoff = false, DrainTimeout = TimeSpan.Zero }),
-            Options.Create(new SocketTransportOptions()),
-            NullLoggerFactory.Instance);
-        await using var listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        await using var listener = await DirectListener.BindAsync(new ReusePortSocketTransportOptions { ListenerCount = listenerCount });
 
         var clients = new List<Socket>();
         var accepted = new List<ConnectionContext>();

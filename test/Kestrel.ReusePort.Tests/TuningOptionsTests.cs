@@ -1,9 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using Kestrel.ReusePort.Tests.Infrastructure;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace Kestrel.ReusePort.Tests;
 
@@ -17,7 +14,7 @@ public class TuningOptionsTests
     [Fact]
     public async Task DeferAcceptAndFastOpenAreSetOnEverySocket()
     {
-        await using var listener = await BindAsync(new ReusePortSocketTransportOptions
+        await using var listener = await DirectListener.BindAsync(new ReusePortSocketTransportOptions
         {
             ListenerCount = 3,
             DeferAccept = TimeSpan.FromMilliseconds(1500),
@@ -37,7 +34,7 @@ public class TuningOptionsTests
     [Fact]
     public async Task TuningIsOffByDefault()
     {
-        await using var listener = await BindAsync(new ReusePortSocketTransportOptions { ListenerCount = 2 });
+        await using var listener = await DirectListener.BindAsync(new ReusePortSocketTransportOptions { ListenerCount = 2 });
 
         var sockets = ListeningSockets.OpenOwn(((IPEndPoint)listener.EndPoint).Port);
         Assert.Equal(2, sockets.Count);
@@ -46,14 +43,6 @@ public class TuningOptionsTests
             Assert.Equal(0, GetTcpOption(socket, TcpDeferAccept));
             Assert.Equal(0, GetTcpOption(socket, TcpFastOpen));
         }
-    }
-
-    private static async Task<Microsoft.AspNetCore.Connections.IConnectionListener> BindAsync(ReusePortSocketTransportOptions options)
-    {
-        options.SocketHandoff = false;
-        options.DrainTimeout = TimeSpan.Zero;
-        var factory = new ReusePortSocketTransportFactory(Options.Create(options), Options.Create(new SocketTransportOptions()), NullLoggerFactory.Instance);
-        return await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
     }
 
     private static int GetTcpOption(Socket socket, int option)
