@@ -19,8 +19,6 @@
 #   --every S         seconds between two deploys or control starts (default 3)
 #   --builds LIST     comma-separated, in this order per round (default jit,aot):
 #                       jit           dotnet WebApp.dll (framework-dependent Release publish), default runtime settings
-#                       jit-tcnice    jit + --ReusePort:TieredCompilationWorkerNice=19 (the tier-up worker thread at
-#                                     nice 19 for the first 2 minutes); jit-tcniceN: the same at nice N (1-19)
 #                       jit-nopgo     jit + DOTNET_TieredPGO=0 (no instrumented tier: one recompilation per hot method
 #                                     instead of two)
 #                       jit-warm      jit + DOTNET_TC_CallCountingDelayMs=0 + DOTNET_TieredPGO=0 and 100 warm-up
@@ -80,7 +78,7 @@ done
 IFS=, read -r -a BUILD_LIST <<<"$BUILDS"
 IFS=, read -r -a MODE_LIST <<<"$MODES"
 for b in "${BUILD_LIST[@]}"; do
-    [[ "$b" =~ ^(jit|jit-tcnice([1-9]|1[0-9])?|jit-nopgo|jit-warm|jit-notiered|r2r|aot)$ ]] || die "unknown build $b"
+    [[ "$b" =~ ^(jit|jit-nopgo|jit-warm|jit-notiered|r2r|aot)$ ]] || die "unknown build $b"
 done
 for m in "${MODE_LIST[@]}"; do
     [[ "$m" =~ ^(keepalive|churn)$ ]] || die "unknown mode $m"
@@ -153,8 +151,6 @@ build_command() {
         RUN_CMD=("$dir/WebApp")
     fi
     case "$1" in
-        jit-tcnice) RUN_ARGS+=(--ReusePort:TieredCompilationWorkerNice=19) ;;
-        jit-tcnice*) RUN_ARGS+=(--ReusePort:TieredCompilationWorkerNice="${1#jit-tcnice}") ;;
         jit-nopgo) RUN_ENV=(DOTNET_TieredPGO=0) ;;
         jit-warm) RUN_ENV=(DOTNET_TC_CallCountingDelayMs=0 DOTNET_TieredPGO=0); RUN_ARGS+=(--ReusePort:Warmup:Requests=100) ;;
         jit-notiered) RUN_ENV=(DOTNET_TieredCompilation=0) ;;
@@ -328,7 +324,7 @@ REPORT="$OUT_DIR/report.md"
         done
     done
     echo
-    echo "Builds: jit = \`dotnet WebApp.dll\`; jit-tcnice[N] = --ReusePort:TieredCompilationWorkerNice=19 [N]; jit-nopgo = DOTNET_TieredPGO=0;"
+    echo "Builds: jit = \`dotnet WebApp.dll\`; jit-nopgo = DOTNET_TieredPGO=0;"
     echo "jit-warm = DOTNET_TC_CallCountingDelayMs=0, DOTNET_TieredPGO=0, --ReusePort:Warmup:Requests=100; jit-notiered = DOTNET_TieredCompilation=0;"
     echo "r2r = self-contained ReadyToRun composite, TieredPGO off; aot = PublishAot. Per-phase figures: runs.tsv."
 } >"$REPORT"

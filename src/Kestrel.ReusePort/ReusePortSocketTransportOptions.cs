@@ -25,9 +25,6 @@ public sealed class ReusePortSocketTransportOptions
     /// <summary>The largest allowed <see cref="FastOpenQueueLength"/>.</summary>
     internal const int MaxFastOpenQueueLength = 65535;
 
-    /// <summary>The largest allowed <see cref="TieredCompilationWorkerNice"/>.</summary>
-    internal const int MaxTieredCompilationWorkerNice = 19;
-
     /// <summary>The longest allowed <see cref="DrainTimeout"/>.</summary>
     internal static readonly TimeSpan MaxDrainTimeout = TimeSpan.FromHours(1);
 
@@ -167,19 +164,4 @@ public sealed class ReusePortSocketTransportOptions
     /// server bit of <c>net.ipv4.tcp_fastopen</c> (value 2 or 3), and clients must ask for it.
     /// </remarks>
     public int FastOpenQueueLength { get; set; }
-
-    /// <summary>
-    /// If more than zero, the nice value given to the runtime's tiered-compilation worker thread during the first two
-    /// minutes of the process, so that a new JIT instance recompiles its hot path under traffic at a lower CPU priority
-    /// than the threads that serve (its own and, on the same machine, the old instance's).
-    /// </summary>
-    /// <remarks>
-    /// Defaults to zero (off): see the README's Rolling deploys section for what it measured. Allowed range: zero to
-    /// <see cref="MaxTieredCompilationWorkerNice"/>. It does nothing under NativeAOT or without tiered compilation, and
-    /// only weighs against threads in the same CPU cgroup and autogroup (two systemd services are in different ones).
-    /// The worker also suspends the runtime now and then (to delete call-counting stubs) and holds locks that serving
-    /// threads wait for, so on a saturated machine a high value can stall the whole process while the worker waits for
-    /// CPU: measure before turning it on.
-    /// </remarks>
-    public int TieredCompilationWorkerNice { get; set; }
 }

@@ -67,7 +67,6 @@ public static class WebHostBuilderReusePortExtensions
             ReusePortServices.Add(services);
             services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<ReusePortSocketTransportFactory>());
             services.AddSingleton<IHostedService, ReusePortHostLifecycle>();
-            services.AddSingleton<IHostedService, TieredCompilationWorkerPriority>();
             services.AddSingleton<IStartupFilter, DrainStartupFilter>();
         });
     }

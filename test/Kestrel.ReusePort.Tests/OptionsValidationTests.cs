@@ -26,7 +26,6 @@ public class OptionsValidationTests
         { "DrainTimeout", "DrainTimeout=2h", ["ReusePortSocketTransportOptions.DrainTimeout", "between 00:00:00 and 01:00:00", "but was 02:00:00"] },
         { "DeferAccept", "DeferAccept=-1s", ["ReusePortSocketTransportOptions.DeferAccept", "between 00:00:00 and 00:10:00", "but was -00:00:01"] },
         { "FastOpenQueueLength", "FastOpenQueueLength=70000", ["ReusePortSocketTransportOptions.FastOpenQueueLength", "between 0 and 65535", "but was 70000"] },
-        { "TieredCompilationWorkerNice", "TieredCompilationWorkerNice=20", ["ReusePortSocketTransportOptions.TieredCompilationWorkerNice", "between 0 and 19", "but was 20"] },
         { "UnsupportedPlatformBehavior", "UnsupportedPlatformBehavior=7", ["ReusePortSocketTransportOptions.UnsupportedPlatformBehavior", "UseStockSockets or Throw", "but was 7"] },
         { "RendezvousDirectory", "RendezvousDirectory=relative", ["ReusePortSocketTransportOptions.RendezvousDirectory must be an absolute path", "but was 'run/app'"] },
         { "AbstractRendezvous", "AbstractRendezvous+RendezvousDirectory", ["ReusePortSocketTransportOptions.AbstractRendezvous and ReusePortSocketTransportOptions.RendezvousDirectory cannot both be set"] },
@@ -121,7 +120,6 @@ public class OptionsValidationTests
             case "DrainTimeout=2h": options.DrainTimeout = TimeSpan.FromHours(2); break;
             case "DeferAccept=-1s": options.DeferAccept = TimeSpan.FromSeconds(-1); break;
             case "FastOpenQueueLength=70000": options.FastOpenQueueLength = 70000; break;
-            case "TieredCompilationWorkerNice=20": options.TieredCompilationWorkerNice = 20; break;
             case "UnsupportedPlatformBehavior=7": options.UnsupportedPlatformBehavior = (UnsupportedPlatformBehavior)7; break;
             case "RendezvousDirectory=relative": options.RendezvousDirectory = "run/app"; break;
             case "AbstractRendezvous+RendezvousDirectory": options.AbstractRendezvous = true; options.RendezvousDirectory = "/run/app"; break;

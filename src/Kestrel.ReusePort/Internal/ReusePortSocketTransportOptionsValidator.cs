@@ -85,12 +85,6 @@ internal sealed class ReusePortSocketTransportOptionsValidator : IValidateOption
             }
         }
 
-        if (options.TieredCompilationWorkerNice is < 0 or > ReusePortSocketTransportOptions.MaxTieredCompilationWorkerNice)
-        {
-            failures.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{prefix}.{nameof(options.TieredCompilationWorkerNice)} must be between 0 and {ReusePortSocketTransportOptions.MaxTieredCompilationWorkerNice}, but was {options.TieredCompilationWorkerNice}.") + ReusePortConfigurationKeys.KeyOf(nameof(options.TieredCompilationWorkerNice)));
-        }
-
         if (options.DeferAccept < TimeSpan.Zero || options.DeferAccept > ReusePortSocketTransportOptions.MaxDeferAccept)
         {
             failures.Add(string.Create(CultureInfo.InvariantCulture,

@@ -27,7 +27,6 @@ internal static class ReusePortConfigurationKeys
         new("DeferAccept", string.Create(CultureInfo.InvariantCulture, $"a time span (hh:mm:ss) between 00:00:00 and {ReusePortSocketTransportOptions.MaxDeferAccept}")),
         new("FastOpenQueueLength", string.Create(CultureInfo.InvariantCulture, $"a whole number between 0 and {ReusePortSocketTransportOptions.MaxFastOpenQueueLength}")),
         new("RemovalDelay", string.Create(CultureInfo.InvariantCulture, $"a time span (hh:mm:ss) between 00:00:00 and {ReusePortSocketTransportOptions.MaxRemovalDelay}")),
-        new("TieredCompilationWorkerNice", string.Create(CultureInfo.InvariantCulture, $"a whole number between 0 and {ReusePortSocketTransportOptions.MaxTieredCompilationWorkerNice}")),
         new("Warmup:Enabled", Boolean),
         new("Warmup:ServeOnFailure", Boolean),
         new("Warmup:Requests", string.Create(CultureInfo.InvariantCulture, $"a whole number between 1 and {ReusePortWarmupOptions.MaxRequests}")),

@@ -140,10 +140,4 @@ internal static partial class ReusePortLog
 
     [LoggerMessage(44, LogLevel.Warning, "Could not set aside a reserve of {ReserveSize} descriptors for the runtime (limit {Limit}): accepting waits until descriptors are free.", EventName = "DescriptorReserveUnavailable")]
     public static partial void DescriptorReserveUnavailable(ILogger logger, int reserveSize, long limit);
-
-    [LoggerMessage(49, LogLevel.Debug, "Raised the nice value of the runtime's tiered-compilation worker thread {ThreadId} to {Nice}.", EventName = "TieredCompilationWorkerLowered")]
-    public static partial void TieredCompilationWorkerLowered(ILogger logger, int threadId, int nice);
-
-    [LoggerMessage(50, LogLevel.Warning, "Could not raise the nice value of the runtime's tiered-compilation worker thread {ThreadId} to {Nice} (errno {Errno}); it keeps the CPU priority of the other threads.", EventName = "TieredCompilationWorkerNotLowered")]
-    public static partial void TieredCompilationWorkerNotLowered(ILogger logger, int threadId, int nice, int errno);
 }
