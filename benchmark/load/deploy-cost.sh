@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a deploy costs clients, against the machine's floor. For each build of the sample (sample/WebApp) and each load
-# mode, in turns within every round, three phases of the same load (wrk -t1 -cC, after a short unmeasured warm-up of
-# the served instance):
+# mode, in turns within every round (the phases' order rotating from round to round), three phases of the same load
+# (wrk -t1 -cC, after a short unmeasured warm-up of the served instance):
 #   steady   one instance serves; nothing else happens;
 #   deploys  every --every seconds a new instance starts on the same --urls, the script waits until it holds the port
 #            (its "Application started": after the socket takeover and warm-up), then SIGTERMs the old one;
@@ -280,10 +280,13 @@ run_phase() {
 
 # ---- the rounds -----------------------------------------------------------------------------------------------------
 log "deploy-cost: $ROUNDS rounds x builds ${BUILDS} x modes ${MODES} x (steady, deploys, control), ${DURATION}s each, a start every ${EVERY}s, wrk -t1 -c$CONNECTIONS; results in ${OUT_DIR#"$REPO_ROOT"/}"
+PHASES=(steady deploys control)
 for ((round = 1; round <= ROUNDS; round++)); do
     for build in "${BUILD_LIST[@]}"; do
         for mode in "${MODE_LIST[@]}"; do
-            for phase in steady deploys control; do
+            # The order of the phases rotates from round to round, so that no phase always runs first or right after
+            # another build's (a churn phase leaves tens of thousands of TIME_WAIT sockets for a minute, for one).
+            for phase in "${PHASES[@]:$(((round - 1) % 3))}" "${PHASES[@]:0:$(((round - 1) % 3))}"; do
                 run_phase "$round" "$build" "$mode" "$phase"
             done
         done
