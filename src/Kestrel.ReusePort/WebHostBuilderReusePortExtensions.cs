@@ -5,7 +5,6 @@ using Kestrel.ReusePort.Internal.Configuration;
 using Kestrel.ReusePort.Internal.Drain;
 using Kestrel.ReusePort.Internal.Hosting;
 using Kestrel.ReusePort.Internal.Readiness;
-using Kestrel.ReusePort.Internal.Warmup;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
